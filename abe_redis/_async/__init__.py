@@ -1,0 +1,1 @@
+"""The anyio facade: runs the core's flows on asyncio and trio."""

@@ -1,0 +1,177 @@
+"""``RedisMessageQueueBackend``: the host protocol on anyio (asyncio and trio)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import time
+import weakref
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+from .._core.commands import Command, Ping, XInfoGroups, XLen, XPendingRange, XPendingSummary
+from .._core.consumer import ConsumerConfig, ConsumerCore
+from .._core.entries import GroupInfo, PendingEntry, PendingSummary
+from .._core.publisher import Publisher
+from .._core.steps import once
+from ..config import Settings
+from ..errors import BackendClosed
+from .consumer import AsyncConsumer
+from .driver import cancelled, run_flow
+from .transport import Transport, open_transport
+
+T = TypeVar("T")
+_consumer_numbers = itertools.count(1)
+
+
+def default_consumer_name() -> str:
+    """``host-pid-n``: stable for this process, unique among its consumers."""
+    return f"{socket.gethostname()}-{os.getpid()}-{next(_consumer_numbers)}"
+
+
+class RedisMessageQueueBackend:
+    """Redis Streams message-queue backend for ``abstract-backend`` hosts.
+
+    Publishing appends to the stream named by the key; consuming reads
+    every registered stream through a consumer group, at least once. Works
+    unchanged under asyncio (redis.asyncio) and trio (the blocking client in
+    worker threads). Use it as an async context manager, or call
+    :meth:`aclose` when done.
+
+    Args:
+        settings: how to connect and consume; defaults to :class:`Settings()`.
+        transport: a ready transport (tests inject fakeredis here); by
+            default one is opened on first use for the running event loop.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, transport: Transport | None = None) -> None:
+        self.settings = settings if settings is not None else Settings()
+        self._transport = transport
+        self._publisher = Publisher(self.settings.registry_key, self.settings.stream_maxlen)
+        self._consumers: weakref.WeakSet[AsyncConsumer] = weakref.WeakSet()
+        self._closed = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RedisMessageQueueBackend:
+        """Create a backend from ``REDIS_*`` environment variables; connects lazily.
+
+        Raises:
+            ConfigError: a variable is invalid; the message names it.
+        """
+        return cls(Settings.from_env(environ))
+
+    def __repr__(self) -> str:
+        return f"RedisMessageQueueBackend(url={self.settings.redacted_url!r})"
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _open(self) -> Transport:
+        if self._closed:
+            raise BackendClosed("this backend was closed")
+        if self._transport is None:
+            self._transport = open_transport(self.settings)
+        return self._transport
+
+    async def _run(self, cmd: Command[T]) -> T:
+        return await run_flow(once(cmd), self._open())
+
+    # -- host protocol ------------------------------------------------------
+
+    async def publish(self, key: str, payload: dict[str, Any]) -> None:
+        """Append ``payload`` to the stream ``key`` (see :meth:`publish_entry`)."""
+        await self.publish_entry(key, payload)
+
+    async def publish_entry(self, key: str, payload: Mapping[str, Any]) -> str:
+        """Append ``payload`` to the stream ``key`` and return the new entry id.
+
+        Raises:
+            StreamKeyError: ``key`` is not a non-empty str (nothing written).
+            PayloadError: ``payload`` is not a JSON object (nothing written).
+            TransportError: Redis could not be reached; the entry may or may
+                not have been written.
+            BackendClosed: the backend was closed.
+        """
+        transport = self._open()
+        return await run_flow(self._publisher.publish(key, payload, time.monotonic()), transport)
+
+    def consume(self, *, group: str | None = None) -> AsyncConsumer:
+        """Consume payloads as a consumer of ``group`` (default: the configured group).
+
+        Every consumer group gets every event once; within a group each event
+        goes to one consumer. A new group starts at the beginning of each
+        stream, so events published before any worker ran are delivered.
+        See :class:`AsyncConsumer` for when entries are acknowledged.
+
+        Raises:
+            BackendClosed: the backend was closed.
+        """
+        transport = self._open()
+        s = self.settings
+        config = ConsumerConfig(
+            group=group if group is not None else s.consumer_group,
+            consumer=s.consumer_name or default_consumer_name(),
+            registry_key=s.registry_key,
+            streams=s.streams,
+            prefetch=s.prefetch,
+            block_ms=s.block_ms,
+            claim_min_idle_ms=s.claim_min_idle_ms,
+            claim_interval=max(0.05, min(5.0, s.claim_min_idle_ms / 1000 / 4)),
+        )
+        consumer = AsyncConsumer(ConsumerCore(config), transport)
+        self._consumers.add(consumer)
+        return consumer
+
+    # -- inspection -----------------------------------------------------
+
+    async def ping(self) -> bool:
+        """Check that Redis answers. Raises ConnectError when it does not."""
+        return await self._run(Ping())
+
+    async def stream_length(self, key: str) -> int:
+        """Number of entries in stream ``key`` (0 when it does not exist)."""
+        return await self._run(XLen(key))
+
+    async def groups(self, key: str) -> tuple[GroupInfo, ...]:
+        """The consumer groups of stream ``key``."""
+        return await self._run(XInfoGroups(key))
+
+    async def pending(self, key: str, group: str | None = None) -> PendingSummary:
+        """Summary of entries of ``key`` delivered to ``group`` but not acknowledged."""
+        return await self._run(XPendingSummary(key, group or self.settings.consumer_group))
+
+    async def pending_entries(
+        self, key: str, group: str | None = None, count: int = 100
+    ) -> tuple[PendingEntry, ...]:
+        """Per-entry view of the pending entries: owner, idle time, delivery count."""
+        return await self._run(
+            XPendingRange(key, group or self.settings.consumer_group, count=count)
+        )
+
+    # -- life cycle -----------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close open consumers (settling what they hold) and the connection pool."""
+        await self._aclose(processed=not cancelled())
+
+    async def _aclose(self, *, processed: bool) -> None:
+        if self._closed:
+            return
+        for consumer in list(self._consumers):
+            await consumer._close(processed=processed)
+        self._consumers.clear()
+        self._closed = True
+        if self._transport is not None:
+            await self._transport.aclose()
+
+    async def __aenter__(self) -> RedisMessageQueueBackend:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._aclose(processed=exc_type is None and not cancelled())

@@ -1,0 +1,180 @@
+"""Runs core commands on Redis; the only module that talks to redis-py.
+
+I/O path per event loop:
+
+* asyncio: ``redis.asyncio`` with a blocking connection pool.
+* trio: redis.asyncio cannot run there, so the blocking client runs in
+  worker threads through ``anyio.to_thread.run_sync`` (pool shared across
+  threads). Blocking reads use short BLOCK windows and are abandoned on
+  cancellation; the core re-reads its own pending entries afterwards.
+
+Replies reach the core raw: response callbacks are removed, bytes are not
+decoded, and error replies become :class:`ErrorReply` values. Every other
+redis-py exception is mapped to our hierarchy and chained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+import anyio
+import redis
+import redis.asyncio
+from redis import exceptions as rex
+
+from .._core.commands import NOT_RUN, AnyOf, Command, Pipeline, XReadGroup
+from .._core.entries import ErrorReply
+from ..config import Settings
+from ..errors import AbeRedisError, ConnectError, TransportError, TransportTimeout
+
+
+class Transport(Protocol):
+    """What drivers need: run one command, close."""
+
+    async def execute(self, cmd: Command[Any]) -> Any: ...
+
+    async def aclose(self) -> None: ...
+
+
+def map_error(exc: Exception, target: str) -> AbeRedisError:
+    """Our error for a redis-py (or socket) exception; the caller chains it."""
+    if isinstance(exc, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError):
+        return ConnectError(f"Redis at {target} refused our credentials: {exc}")
+    if isinstance(exc, rex.TimeoutError | TimeoutError):
+        return TransportTimeout(f"Redis at {target} did not answer in time: {exc}")
+    if isinstance(exc, rex.ConnectionError | OSError):
+        return ConnectError(f"cannot talk to Redis at {target}: {exc}")
+    return TransportError(f"Redis at {target} failed: {type(exc).__name__}: {exc}")
+
+
+def _replies(raw: list[Any]) -> list[Any]:
+    return [ErrorReply(str(r)) if isinstance(r, rex.ResponseError) else r for r in raw]
+
+
+def _pool_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "max_connections": settings.max_connections,
+        "timeout": max(20.0, settings.read_timeout),
+        "socket_timeout": settings.read_timeout,
+        "socket_connect_timeout": settings.socket_timeout,
+        "password": settings.password,
+        "protocol": settings.protocol,
+        "decode_responses": False,
+    }
+
+
+class _Base:
+    target: str
+
+    async def execute(self, cmd: Command[Any]) -> Any:
+        if isinstance(cmd, AnyOf):
+            return await self._any_of(cmd)
+        return await self._execute(cmd)
+
+    async def _execute(self, cmd: Command[Any]) -> Any:
+        raise NotImplementedError
+
+    async def _any_of(self, cmd: AnyOf) -> list[Any]:
+        """Run every member at once; stop the rest when one brings something."""
+        replies: list[Any] = [NOT_RUN] * len(cmd.commands)
+        failure: list[BaseException] = []
+        async with anyio.create_task_group() as tg:
+
+            async def member(i: int, sub: Command[Any]) -> None:
+                try:
+                    replies[i] = await self._execute(sub)
+                except AbeRedisError as exc:
+                    failure.append(exc)
+                    tg.cancel_scope.cancel()
+                    return
+                if replies[i]:  # nil or empty means the BLOCK window passed
+                    tg.cancel_scope.cancel()
+
+            for i, sub in enumerate(cmd.commands):
+                tg.start_soon(member, i, sub)
+        if failure:
+            raise failure[0]
+        return replies
+
+
+class AsyncioTransport(_Base):
+    """redis.asyncio on the running asyncio loop."""
+
+    def __init__(self, settings: Settings, client: Any = None) -> None:
+        self.target = settings.redacted_url
+        if client is None:
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                settings.effective_url, **_pool_options(settings)
+            )
+            client = redis.asyncio.Redis(connection_pool=pool)
+        client.response_callbacks.clear()
+        self._client = client
+
+    async def _execute(self, cmd: Command[Any]) -> Any:
+        try:
+            if isinstance(cmd, Pipeline):
+                pipe = self._client.pipeline(transaction=cmd.transaction)
+                for sub in cmd.commands:
+                    pipe.execute_command(*sub.to_args())
+                return _replies(await pipe.execute(raise_on_error=False))
+            return await self._client.execute_command(*cmd.to_args())
+        except rex.ResponseError as exc:
+            return ErrorReply(str(exc))
+        except (rex.RedisError, OSError) as exc:
+            raise map_error(exc, self.target) from exc
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class ThreadTransport(_Base):
+    """The blocking client in worker threads; serves trio (and any loop)."""
+
+    def __init__(self, settings: Settings, client: Any = None) -> None:
+        self.target = settings.redacted_url
+        if client is None:
+            pool = redis.BlockingConnectionPool.from_url(
+                settings.effective_url, **_pool_options(settings)
+            )
+            client = redis.Redis(connection_pool=pool)
+        client.response_callbacks.clear()
+        self._client = client
+
+    async def _execute(self, cmd: Command[Any]) -> Any:
+        # A blocking read may be abandoned on cancellation: its thread ends
+        # within the BLOCK window and the core re-reads what it delivered.
+        abandon = isinstance(cmd, XReadGroup) and cmd.block_ms is not None
+        return await anyio.to_thread.run_sync(self._blocking, cmd, abandon_on_cancel=abandon)
+
+    def _blocking(self, cmd: Command[Any]) -> Any:
+        try:
+            if isinstance(cmd, Pipeline):
+                pipe = self._client.pipeline(transaction=cmd.transaction)
+                for sub in cmd.commands:
+                    pipe.execute_command(*sub.to_args())
+                return _replies(pipe.execute(raise_on_error=False))
+            return self._client.execute_command(*cmd.to_args())
+        except rex.ResponseError as exc:
+            return ErrorReply(str(exc))
+        except (rex.RedisError, OSError) as exc:
+            raise map_error(exc, self.target) from exc
+
+    async def aclose(self) -> None:
+        await anyio.to_thread.run_sync(self._client.close)
+
+
+def running_on_asyncio() -> bool:
+    """True inside a running asyncio loop (trio has none)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def open_transport(settings: Settings) -> Transport:
+    """The transport that suits the event loop we are called from."""
+    if running_on_asyncio():
+        return AsyncioTransport(settings)
+    return ThreadTransport(settings)

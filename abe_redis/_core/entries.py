@@ -1,0 +1,85 @@
+"""Typed values the core hands out: stream entries, deliveries, pages, summaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """An error reply from Redis, passed to the core as a value, not raised."""
+
+    message: str
+
+    @property
+    def code(self) -> str:
+        """The first word of the message, such as ``BUSYGROUP`` or ``NOGROUP``."""
+        return self.message.split(" ", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """One entry of a stream as Redis returned it; ``fields`` is None when deleted."""
+
+    stream: str
+    id: str
+    fields: tuple[tuple[bytes, bytes], ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A decoded entry handed to the application."""
+
+    stream: str
+    id: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimPage:
+    """One XAUTOCLAIM answer: entries now owned by us, ids Redis dropped, next cursor."""
+
+    next_start: str
+    entries: tuple[StreamEntry, ...]
+    deleted: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerPending:
+    """How many entries one consumer of a group holds unacknowledged."""
+
+    name: str
+    pending: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSummary:
+    """The summary form of XPENDING for a group."""
+
+    count: int
+    min_id: str | None
+    max_id: str | None
+    consumers: tuple[ConsumerPending, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEntry:
+    """One row of the extended form of XPENDING."""
+
+    id: str
+    consumer: str
+    idle_ms: int
+    deliveries: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    """One row of XINFO GROUPS."""
+
+    name: str
+    consumers: int
+    pending: int
+    last_delivered_id: str
+    entries_read: int | None
+    lag: int | None

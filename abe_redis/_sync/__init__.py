@@ -1,0 +1,1 @@
+"""The blocking facade: the async facade driven from a portal thread."""

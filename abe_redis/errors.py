@@ -1,0 +1,91 @@
+"""The whole error hierarchy of abe-redis.
+
+Every error the package raises derives from :class:`AbeRedisError`, so one
+``except AbeRedisError`` catches them all. redis-py exceptions never escape:
+the transport maps them to these classes and chains the original with
+``from``.
+
+    AbeRedisError
+    ├── ConfigError(AbeRedisError, ValueError)
+    ├── ValidationError(AbeRedisError, ValueError)
+    │   ├── StreamKeyError
+    │   └── PayloadError
+    ├── ProtocolError
+    │   ├── LocalProtocolError
+    │   └── RemoteProtocolError
+    ├── CommandError
+    ├── TransportError
+    │   ├── ConnectError
+    │   └── TransportTimeout
+    └── BackendClosed
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AbeRedisError",
+    "BackendClosed",
+    "CommandError",
+    "ConfigError",
+    "ConnectError",
+    "LocalProtocolError",
+    "PayloadError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "StreamKeyError",
+    "TransportError",
+    "TransportTimeout",
+    "ValidationError",
+]
+
+
+class AbeRedisError(Exception):
+    """Base class of every error raised by abe-redis."""
+
+
+class ConfigError(AbeRedisError, ValueError):
+    """Raised when a setting or environment variable has an invalid value."""
+
+
+class ValidationError(AbeRedisError, ValueError):
+    """Raised when a caller passes bad input; nothing has been written."""
+
+
+class StreamKeyError(ValidationError):
+    """Raised when a stream key is empty, not a str, or reserved."""
+
+
+class PayloadError(ValidationError):
+    """Raised when a payload is not a JSON object of JSON values."""
+
+
+class ProtocolError(AbeRedisError):
+    """Base class of errors about the conversation with Redis."""
+
+
+class LocalProtocolError(ProtocolError):
+    """Raised on misuse of the core, such as settling an id that was never delivered."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """Raised when Redis sends a reply the core cannot decode."""
+
+
+class CommandError(AbeRedisError):
+    """Raised when Redis answers a command with an error reply we cannot act on."""
+
+
+class TransportError(AbeRedisError):
+    """Raised when talking to Redis failed (connection, socket, timeout)."""
+
+
+class ConnectError(TransportError):
+    """Raised when a connection to Redis cannot be opened or was lost."""
+
+
+class TransportTimeout(TransportError):
+    """Raised when Redis did not answer within the socket timeout."""
+
+
+class BackendClosed(AbeRedisError):
+    """Raised by any call on a backend or queue after it was closed."""
