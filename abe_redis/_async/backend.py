@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .._core.commands import Command, Ping, XInfoGroups, XLen, XPendingRange, XPendingSummary
+from .._core.codec import validate_key
+from .._core.commands import Command, Delete, Ping, Pipeline, SRem, XInfoGroups, XLen, XPendingRange, XPendingSummary
 from .._core.consumer import ConsumerConfig, ConsumerCore
 from .._core.entries import GroupInfo, PendingEntry, PendingSummary
 from .._core.publisher import Publisher
@@ -148,6 +149,19 @@ class RedisMessageQueueBackend:
         return await self._run(
             XPendingRange(key, group or self.settings.consumer_group, count=count)
         )
+
+    async def delete_stream(self, key: str) -> bool:
+        """Delete stream ``key`` with its groups and unconsumed entries, and unregister it.
+
+        Returns whether the stream existed. This drops data: meant for
+        tests, demos and clean-ups.
+        """
+        key = validate_key(key, reserved=self.settings.registry_key)
+        self._publisher.registered.pop(key, None)
+        removed, _ = await self._run(
+            Pipeline((Delete(key), SRem(self.settings.registry_key, key)))
+        )
+        return bool(removed)
 
     # -- life cycle -----------------------------------------------------
 

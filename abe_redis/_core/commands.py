@@ -197,6 +197,35 @@ class SMembers(Command[frozenset[str]]):
 
 
 @dataclass(frozen=True, slots=True)
+class SRem(Command[int]):
+    """SREM of one member."""
+
+    name: ClassVar[str] = "SREM"
+    key: str
+    member: str
+
+    def to_args(self) -> tuple[Arg, ...]:
+        return ("SREM", self.key, self.member)
+
+    def parse_reply(self, raw: Any) -> int:
+        return integer(_check(self, raw))
+
+
+@dataclass(frozen=True, slots=True)
+class Delete(Command[int]):
+    """DEL of one key; the reply counts keys removed."""
+
+    name: ClassVar[str] = "DEL"
+    key: str
+
+    def to_args(self) -> tuple[Arg, ...]:
+        return ("DEL", self.key)
+
+    def parse_reply(self, raw: Any) -> int:
+        return integer(_check(self, raw))
+
+
+@dataclass(frozen=True, slots=True)
 class XLen(Command[int]):
     """XLEN: number of entries in a stream (0 when it does not exist)."""
 

@@ -137,7 +137,7 @@ class ConsumerCore:
                 self.in_flight = None
                 self._processed(delivery, resume.now)
                 if self._ack_due():
-                    yield from self._call(Pipeline(self._ack_commands()))
+                    yield from self._call(Pipeline(tuple(self._ack_commands())))
                     self._acked()
             else:
                 yield from self._refill()

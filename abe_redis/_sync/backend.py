@@ -160,6 +160,11 @@ class SyncRedisQueue:
         )
         return result
 
+    def delete_stream(self, key: str) -> bool:
+        """Delete stream ``key`` with its groups and entries, and unregister it (drops data)."""
+        result: bool = self._call(self._backend.delete_stream, key)
+        return result
+
     def close(self) -> None:
         """Close consumers (settling what they hold), the pool and the portal thread."""
         if self._closed:

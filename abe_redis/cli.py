@@ -1,0 +1,192 @@
+"""Command line: ``python -m abe_redis demo`` (also installed as ``abe-redis``).
+
+The demo publishes a burst of Slack-like events, then consumes them with
+several workers of one consumer group through the same entry point the
+hosts load, and prints what happened and how fast. With no ``REDIS_URL`` it
+starts a throwaway ``redis-server`` (or, without that binary, uses fakeredis
+in process), so it runs on a fresh machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+
+from . import __version__
+from ._async.backend import RedisMessageQueueBackend
+from ._async.transport import AsyncioTransport, ThreadTransport, Transport
+from .config import Settings, redact_url
+from .embedded import RedisServer, redis_server_binary
+from .errors import AbeRedisError
+
+DEMO_STREAM = "abe_redis_demo:slack_events"
+DEMO_REGISTRY = "abe_redis_demo:streams"
+DEMO_GROUP = "abe-redis-demo"
+
+
+def slack_event(i: int) -> dict[str, Any]:
+    """A Slack Events API callback of the usual size (about 300 bytes)."""
+    return {
+        "token": "demo-verification-token",
+        "team_id": "T0DEMO0001",
+        "api_app_id": "A0DEMO0001",
+        "type": "event_callback",
+        "event_id": f"Ev{i:010d}",
+        "event_time": 1_700_000_000 + i,
+        "event": {
+            "type": "message",
+            "channel": "C0DEMO0001",
+            "user": "U0DEMO0001",
+            "text": f"hello from the abe-redis demo, message {i}",
+            "ts": f"{1_700_000_000 + i}.000100",
+        },
+    }
+
+
+@contextlib.contextmanager
+def demo_target(url: str | None) -> Iterator[tuple[str | None, str]]:
+    """Yield (url or None for fakeredis, description of what is used)."""
+    if url:
+        yield url, f"configured REDIS_URL {redact_url(url)}"
+        return
+    if redis_server_binary():
+        with RedisServer() as server:
+            yield server.url, (
+                f"embedded redis-server {server.version} on 127.0.0.1:{server.port} "
+                "(no REDIS_URL set; stopped when the demo ends)"
+            )
+        return
+    try:
+        import fakeredis  # noqa: F401
+    except ImportError:
+        raise SystemExit(
+            "demo: no REDIS_URL, no redis-server on PATH and fakeredis is not installed; "
+            "set REDIS_URL or install abe-redis[fakeredis]"
+        ) from None
+    yield None, "fakeredis in process (no REDIS_URL and no redis-server binary found)"
+
+
+def load_through_entry_point() -> tuple[RedisMessageQueueBackend, str]:
+    """Load the backend the way hosts do; say which loader did it."""
+    try:
+        from abe.backends.message_queue.loader import load_backend
+    except ImportError:
+        from .plugin import load_backend as ours
+
+        return ours(), (
+            "abstract-backend is not installed here (it needs Python 3.12+); "
+            "resolved entry point 'redis' in group 'abe.backends.message_queue' directly"
+        )
+    backend = load_backend()
+    if not isinstance(backend, RedisMessageQueueBackend):
+        raise SystemExit(f"demo: the loader returned {type(backend).__name__}, not our backend")
+    return backend, "abstract-backend load_backend() with QUEUE_BACKEND=redis"
+
+
+def fake_transport(settings: Settings) -> Transport:
+    import fakeredis
+
+    from ._async.transport import running_on_asyncio
+
+    server = fakeredis.FakeServer()
+    if running_on_asyncio():
+        return AsyncioTransport(settings, client=fakeredis.FakeAsyncRedis(server=server))
+    return ThreadTransport(settings, client=fakeredis.FakeRedis(server=server))
+
+
+async def run_demo(url: str | None, events: int, workers: int) -> int:
+    if url is None:
+        settings = Settings(
+            streams=(DEMO_STREAM,), registry_key=DEMO_REGISTRY, consumer_group=DEMO_GROUP
+        )
+        backend = RedisMessageQueueBackend(settings, transport=fake_transport(settings))
+        how = "constructed directly on fakeredis (the loader path needs a real server URL)"
+    else:
+        os.environ.update(
+            QUEUE_BACKEND="redis",
+            REDIS_URL=url,
+            REDIS_STREAMS=DEMO_STREAM,
+            REDIS_STREAM_REGISTRY=DEMO_REGISTRY,
+            REDIS_CONSUMER_GROUP=DEMO_GROUP,
+        )
+        backend, how = load_through_entry_point()
+    print(f"  loader:    {how}")
+    print(f"  backend:   {backend!r}")
+    async with backend:
+        await backend.ping()
+        start = time.perf_counter()
+        for i in range(events):
+            await backend.publish(DEMO_STREAM, slack_event(i))
+        took = time.perf_counter() - start
+        print(
+            f"  published: {events} events to {DEMO_STREAM!r} in {took:.3f} s "
+            f"({events / took:,.0f}/s, sequential), before any worker existed"
+        )
+
+        seen: Counter[str] = Counter()
+        per_worker: Counter[int] = Counter()
+        done = anyio.Event()
+
+        async def worker(n: int) -> None:
+            async with backend.consume() as consumer:
+                async for event in consumer:
+                    seen[event["event_id"]] += 1
+                    per_worker[n] += 1
+                    if sum(per_worker.values()) >= events:
+                        done.set()
+                    if done.is_set():
+                        break
+
+        start = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for n in range(1, workers + 1):
+                tg.start_soon(worker, n)
+            with anyio.move_on_after(60):
+                await done.wait()
+            tg.cancel_scope.cancel()
+        took = time.perf_counter() - start
+        split = ", ".join(f"worker {n}: {per_worker[n]}" for n in range(1, workers + 1))
+        print(
+            f"  consumed:  {sum(per_worker.values())} events with {workers} workers of group "
+            f"{DEMO_GROUP!r} in {took:.3f} s ({sum(per_worker.values()) / took:,.0f}/s; {split})"
+        )
+        missing = events - len(seen)
+        duplicates = sum(c - 1 for c in seen.values())
+        pending = (await backend.pending(DEMO_STREAM, DEMO_GROUP)).count
+        print(f"  checked:   missing {missing}, duplicates {duplicates}, still pending {pending}")
+        if url is not None:
+            await backend.delete_stream(DEMO_STREAM)
+    return 0 if missing == 0 and pending == 0 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="abe-redis", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"abe-redis {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="publish and consume a burst of Slack-like events")
+    demo.add_argument("--events", type=int, default=5000, help="how many events (default 5000)")
+    demo.add_argument("--workers", type=int, default=2, help="consumers in the group (default 2)")
+    demo.add_argument(
+        "--loop", choices=("asyncio", "trio"), default="asyncio", help="event loop (default asyncio)"
+    )
+    args = parser.parse_args(argv)
+    if args.events < 1 or args.workers < 1:
+        parser.error("--events and --workers must be at least 1")
+    print(f"abe-redis {__version__} demo on {args.loop}")
+    try:
+        with demo_target(os.environ.get("REDIS_URL")) as (url, what):
+            print(f"  redis:     {what}")
+            code: int = anyio.run(run_demo, url, args.events, args.workers, backend=args.loop)
+    except AbeRedisError as exc:
+        print(f"demo failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    print("  result:    " + ("ok" if code == 0 else "FAILED"))
+    return code

@@ -1,0 +1,123 @@
+"""A throwaway ``redis-server`` on a free loopback port.
+
+Used by the demo when no Redis is configured, and by the test suite for
+servers it must restart or stop. The process is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from .errors import ConnectError
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def redis_server_binary() -> str | None:
+    """Path of ``redis-server`` on PATH, or None."""
+    return shutil.which("redis-server")
+
+
+class RedisServer:
+    """Start ``redis-server`` on 127.0.0.1:``port`` in a temporary directory.
+
+    Args:
+        port: the port; a free one by default. Restarting reuses it.
+        appendonly: keep an AOF (so a restart keeps the data).
+        extra: further ``--option value`` arguments.
+    """
+
+    def __init__(
+        self, port: int | None = None, *, appendonly: bool = False, extra: tuple[str, ...] = ()
+    ) -> None:
+        binary = redis_server_binary()
+        if binary is None:
+            raise FileNotFoundError("redis-server is not on PATH")
+        self.binary = binary
+        self.port = port or free_port()
+        self.appendonly = appendonly
+        self.extra = extra
+        self._dir = tempfile.TemporaryDirectory(prefix="abe-redis-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:port/0``."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def version(self) -> str:
+        """The server's version as ``redis-server --version`` prints it."""
+        out = subprocess.run([self.binary, "--version"], capture_output=True, text=True).stdout
+        for word in out.split():
+            if word.startswith("v="):
+                return word[2:]
+        return "unknown"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        """Start the server and wait until it accepts connections."""
+        args = [
+            self.binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--dir", str(Path(self._dir.name)),
+            "--daemonize", "no",
+            "--logfile", "",
+            "--loglevel", "warning",
+            *self.extra,
+        ]  # fmt: skip
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ConnectError(f"redis-server exited with code {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(64).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise ConnectError(f"redis-server did not start on port {self.port} within {timeout} s")
+
+    def stop(self) -> None:
+        """Stop the server by its PID and wait for it to exit."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def close(self) -> None:
+        """Stop the server and remove its directory."""
+        self.stop()
+        self._dir.cleanup()
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

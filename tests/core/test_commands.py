@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import pytest
+
+from abe_redis._core.commands import (
+    NOT_RUN,
+    AnyOf,
+    GroupMissing,
+    Pipeline,
+    SAdd,
+    SMembers,
+    XAck,
+    XAdd,
+    XAutoClaim,
+    XClaimRelease,
+    XGroupCreate,
+    XInfoGroups,
+    XLen,
+    XPendingRange,
+    XPendingSummary,
+    XReadGroup,
+    integer,
+)
+from abe_redis._core.entries import (
+    ClaimPage,
+    ConsumerPending,
+    ErrorReply,
+    GroupInfo,
+    PendingEntry,
+    PendingSummary,
+    StreamEntry,
+)
+from abe_redis.errors import CommandError, RemoteProtocolError
+
+READ = XReadGroup("g", "c", "s", ">", 10)
+
+
+def test_xadd_args_without_and_with_trimming() -> None:
+    fields = ((b"data", b"{}"),)
+    assert XAdd("s", fields).to_args() == ("XADD", "s", "*", b"data", b"{}")
+    assert XAdd("s", fields, 100).to_args() == ("XADD", "s", "MAXLEN", "~", 100, "*", b"data", b"{}")
+    assert XAdd("s", fields, 5, approximate=False).to_args()[2:5] == ("MAXLEN", "=", 5)
+    assert XAdd("s", fields).parse_reply(b"1-0") == "1-0"
+
+
+def test_xreadgroup_args() -> None:
+    assert READ.to_args() == ("XREADGROUP", "GROUP", "g", "c", "COUNT", 10, "STREAMS", "s", ">")
+    blocking = XReadGroup("g", "c", "s", "0", 5, 1000)
+    assert blocking.to_args()[6:8] == ("BLOCK", 1000)
+    assert blocking.to_args()[-1] == "0"
+
+
+def test_xreadgroup_parses_resp2_and_resp3() -> None:
+    entries = [[b"1-0", [b"data", b'{"a":1}']], [b"2-0", [b"data", b"{}"]]]
+    expected = (
+        StreamEntry("s", "1-0", ((b"data", b'{"a":1}'),)),
+        StreamEntry("s", "2-0", ((b"data", b"{}"),)),
+    )
+    assert READ.parse_reply([[b"s", entries]]) == expected
+    assert READ.parse_reply({b"s": entries}) == expected
+
+
+def test_xreadgroup_timeout_and_deleted_entries() -> None:
+    assert READ.parse_reply(None) == ()
+    assert READ.parse_reply([[b"s", [[b"3-0", None]]]]) == (StreamEntry("s", "3-0", None),)
+
+
+def test_xreadgroup_nogroup_is_a_value() -> None:
+    reply = ErrorReply("NOGROUP No such key 's' or consumer group 'g' in XREADGROUP")
+    assert READ.parse_reply(reply) == GroupMissing("s")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"garbage",
+        [[b"other", []]],
+        [[b"s", [[b"1-0"]]]],
+        [[b"s", [[b"1-0", [b"odd"]]]]],
+        [[b"s", [[b"1-0", [b"k", 5]]]]],
+    ],
+)
+def test_xreadgroup_rejects_malformed_replies(raw: object) -> None:
+    with pytest.raises(RemoteProtocolError):
+        READ.parse_reply(raw)
+
+
+def test_unexpected_error_reply_raises_command_error() -> None:
+    with pytest.raises(CommandError, match="XREADGROUP failed: WRONGTYPE"):
+        READ.parse_reply(ErrorReply("WRONGTYPE Operation against a key"))
+
+
+def test_xgroup_create() -> None:
+    cmd = XGroupCreate("s", "g")
+    assert cmd.to_args() == ("XGROUP", "CREATE", "s", "g", "0", "MKSTREAM")
+    assert cmd.parse_reply(b"OK") is True
+    assert cmd.parse_reply(ErrorReply("BUSYGROUP Consumer Group name already exists")) is False
+    with pytest.raises(CommandError):
+        cmd.parse_reply(ErrorReply("WRONGTYPE Operation against a key"))
+
+
+def test_xautoclaim_redis7_and_redis62_shapes() -> None:
+    cmd = XAutoClaim("s", "g", "me", 30_000, "0-0", 10)
+    assert cmd.to_args() == ("XAUTOCLAIM", "s", "g", "me", 30_000, "0-0", "COUNT", 10)
+    page = cmd.parse_reply([b"5-0", [[b"1-0", [b"data", b"{}"]]], [b"2-0"]])
+    assert page == ClaimPage("5-0", (StreamEntry("s", "1-0", ((b"data", b"{}"),)),), ("2-0",))
+    assert cmd.parse_reply([b"0-0", []]) == ClaimPage("0-0", (), ())
+    assert cmd.parse_reply(ErrorReply("NOGROUP no group")) == GroupMissing("s")
+    with pytest.raises(RemoteProtocolError):
+        cmd.parse_reply([b"0-0"])
+
+
+def test_xclaim_release_keeps_delivery_count() -> None:
+    cmd = XClaimRelease("s", "g", "me", ("1-0", "2-0"), 30_000)
+    assert cmd.to_args() == ("XCLAIM", "s", "g", "me", 0, "1-0", "2-0", "IDLE", 30_000, "JUSTID")
+    assert cmd.parse_reply([b"1-0", b"2-0"]) == ("1-0", "2-0")
+
+
+def test_xack_sadd_smembers_xlen() -> None:
+    assert XAck("s", "g", ("1-0", "2-0")).to_args() == ("XACK", "s", "g", "1-0", "2-0")
+    assert XAck("s", "g", ("1-0",)).parse_reply(1) == 1
+    assert SAdd("r", "s").parse_reply(0) == 0
+    assert SMembers("r").parse_reply([b"a", b"b"]) == frozenset({"a", "b"})
+    assert SMembers("r").parse_reply({b"a"}) == frozenset({"a"})
+    assert XLen("s").parse_reply(3) == 3
+
+
+def test_xpending_summary() -> None:
+    cmd = XPendingSummary("s", "g")
+    assert cmd.parse_reply([0, None, None, None]) == PendingSummary(0, None, None, ())
+    assert cmd.parse_reply([3, b"1-0", b"3-0", [[b"c1", b"2"], [b"c2", b"1"]]]) == PendingSummary(
+        3, "1-0", "3-0", (ConsumerPending("c1", 2), ConsumerPending("c2", 1))
+    )
+
+
+def test_xpending_range() -> None:
+    cmd = XPendingRange("s", "g", count=10, consumer="c1")
+    assert cmd.to_args() == ("XPENDING", "s", "g", "-", "+", 10, "c1")
+    assert cmd.parse_reply([[b"1-0", b"c1", 1500, 2]]) == (PendingEntry("1-0", "c1", 1500, 2),)
+
+
+def test_xinfo_groups_resp2_resp3_and_missing_stream() -> None:
+    row = [b"name", b"g", b"consumers", 2, b"pending", 1, b"last-delivered-id", b"4-0",
+           b"entries-read", 4, b"lag", 0]  # fmt: skip
+    expected = (GroupInfo("g", 2, 1, "4-0", 4, 0),)
+    assert XInfoGroups("s").parse_reply([row]) == expected
+    as_map = {row[i]: row[i + 1] for i in range(0, len(row), 2)}
+    assert XInfoGroups("s").parse_reply([as_map]) == expected
+    assert XInfoGroups("s").parse_reply(ErrorReply("ERR no such key")) == ()
+    with pytest.raises(RemoteProtocolError):
+        XInfoGroups("s").parse_reply([[b"name", b"g"]])
+
+
+def test_pipeline_and_anyof_parse_each_member() -> None:
+    pipe = Pipeline((SAdd("r", "s"), XAdd("s", ((b"data", b"{}"),))))
+    assert pipe.parse_reply([1, b"1-0"]) == (1, "1-0")
+    with pytest.raises(RemoteProtocolError):
+        pipe.parse_reply([1])
+    with pytest.raises(TypeError):
+        pipe.to_args()
+    any_of = AnyOf((READ, XReadGroup("g", "c", "t", ">", 10)))
+    assert any_of.parse_reply([None, NOT_RUN]) == ((), NOT_RUN)
+
+
+def test_integer_rejects_non_numbers() -> None:
+    assert integer(b"12") == 12
+    for bad in (True, b"x", None):
+        with pytest.raises(RemoteProtocolError):
+            integer(bad)
