@@ -22,7 +22,7 @@ import anyio
 
 from . import __version__
 from ._async.backend import RedisMessageQueueBackend
-from ._async.transport import AsyncioTransport, ThreadTransport, Transport
+from ._async.transport import fakeredis_transport
 from .config import Settings, redact_url
 from .embedded import RedisServer, redis_server_binary
 from .errors import AbeRedisError
@@ -91,23 +91,12 @@ def load_through_entry_point() -> tuple[RedisMessageQueueBackend, str]:
     return backend, "abstract-backend load_backend() with QUEUE_BACKEND=redis"
 
 
-def fake_transport(settings: Settings) -> Transport:
-    import fakeredis
-
-    from ._async.transport import running_on_asyncio
-
-    server = fakeredis.FakeServer()
-    if running_on_asyncio():
-        return AsyncioTransport(settings, client=fakeredis.FakeAsyncRedis(server=server))
-    return ThreadTransport(settings, client=fakeredis.FakeRedis(server=server))
-
-
 async def run_demo(url: str | None, events: int, workers: int) -> int:
     if url is None:
         settings = Settings(
             streams=(DEMO_STREAM,), registry_key=DEMO_REGISTRY, consumer_group=DEMO_GROUP
         )
-        backend = RedisMessageQueueBackend(settings, transport=fake_transport(settings))
+        backend = RedisMessageQueueBackend(settings, transport=fakeredis_transport(settings))
         how = "constructed directly on fakeredis (the loader path needs a real server URL)"
     else:
         os.environ.update(

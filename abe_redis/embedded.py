@@ -88,7 +88,8 @@ class RedisServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
                     sock.sendall(b"PING\r\n")
-                    if sock.recv(64).startswith(b"+PONG"):
+                    # +PONG, or -NOAUTH with --requirepass: either way it is up.
+                    if sock.recv(64)[:1] in (b"+", b"-"):
                         return self
             except OSError:
                 time.sleep(0.02)

@@ -107,7 +107,7 @@ class AsyncioTransport(_Base):
             pool = redis.asyncio.BlockingConnectionPool.from_url(
                 settings.effective_url, **_pool_options(settings)
             )
-            client = redis.asyncio.Redis(connection_pool=pool)
+            client = redis.asyncio.Redis.from_pool(pool)  # owns and closes the pool
         client.response_callbacks.clear()
         self._client = client
 
@@ -137,7 +137,7 @@ class ThreadTransport(_Base):
             pool = redis.BlockingConnectionPool.from_url(
                 settings.effective_url, **_pool_options(settings)
             )
-            client = redis.Redis(connection_pool=pool)
+            client = redis.Redis.from_pool(pool)
         client.response_callbacks.clear()
         self._client = client
 
@@ -178,3 +178,17 @@ def open_transport(settings: Settings) -> Transport:
     if running_on_asyncio():
         return AsyncioTransport(settings)
     return ThreadTransport(settings)
+
+
+def fakeredis_transport(settings: Settings, server: Any = None) -> Transport:
+    """A transport on fakeredis (in process), for tests and the demo's fallback.
+
+    fakeredis differs from Redis on streams in places; behaviour we promise
+    is tested against a real redis-server.
+    """
+    import fakeredis
+
+    server = server if server is not None else fakeredis.FakeServer()
+    if running_on_asyncio():
+        return AsyncioTransport(settings, client=fakeredis.FakeAsyncRedis(server=server))
+    return ThreadTransport(settings, client=fakeredis.FakeRedis(server=server))

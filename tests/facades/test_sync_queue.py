@@ -1,0 +1,93 @@
+"""SyncRedisQueue: blocking calls from plain threads, no loop in the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import fakeredis
+import pytest
+
+from abe_redis import BackendClosed, PayloadError, StreamKeyError, SyncRedisQueue
+
+
+def test_publish_then_consume_in_a_with_block(sync_queue: SyncRedisQueue) -> None:
+    ids = [sync_queue.publish("jobs", {"i": i}) for i in range(5)]
+    assert len(set(ids)) == 5
+    with sync_queue.consume() as consumer:
+        got = [next(consumer) for _ in range(5)]
+    assert got == [{"i": i} for i in range(5)]
+    assert sync_queue.pending("jobs").count == 0
+
+
+def test_the_caller_thread_runs_no_event_loop(sync_queue: SyncRedisQueue) -> None:
+    sync_queue.publish("jobs", {"i": 1})
+    with pytest.raises(RuntimeError):
+        asyncio.get_running_loop()
+
+
+def test_iterating_and_breaking_acks_what_was_processed(sync_queue: SyncRedisQueue) -> None:
+    for i in range(3):
+        sync_queue.publish("jobs", {"i": i})
+    seen = []
+    with sync_queue.consume() as consumer:
+        for payload in consumer:
+            seen.append(payload["i"])
+            if len(seen) == 3:
+                break
+    assert seen == [0, 1, 2]
+    assert sync_queue.pending("jobs").count == 0
+
+
+def test_an_exception_in_the_loop_leaves_the_payload_pending(sync_queue: SyncRedisQueue) -> None:
+    sync_queue.publish("jobs", {"i": 0})
+    with pytest.raises(ValueError, match="boom"), sync_queue.consume() as consumer:
+        next(consumer)
+        raise ValueError("boom")
+    assert sync_queue.pending("jobs").count == 1
+
+
+def test_many_threads_share_one_queue(
+    sync_queue: SyncRedisQueue, raw: fakeredis.FakeRedis
+) -> None:
+    def publish(n: int) -> None:
+        for i in range(50):
+            sync_queue.publish("jobs", {"thread": n, "i": i})
+
+    threads = [threading.Thread(target=publish, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert raw.xlen("jobs") == 400
+    with sync_queue.consume() as consumer:
+        got = {(p["thread"], p["i"]) for p in (next(consumer) for _ in range(400))}
+    assert len(got) == 400
+
+
+def test_bad_input_is_refused_before_writing(
+    sync_queue: SyncRedisQueue, raw: fakeredis.FakeRedis
+) -> None:
+    with pytest.raises(StreamKeyError):
+        sync_queue.publish("", {"a": 1})
+    with pytest.raises(PayloadError):
+        sync_queue.publish("jobs", {"a": object()})
+    assert raw.keys("*") == []
+
+
+def test_closed_queue_refuses_calls(server: fakeredis.FakeServer) -> None:
+    from abe_redis._async.transport import fakeredis_transport
+
+    queue = SyncRedisQueue(transport_factory=lambda s: fakeredis_transport(s, server))
+    assert queue.ping() is True
+    queue.close()
+    queue.close()  # idempotent
+    with pytest.raises(BackendClosed):
+        queue.publish("jobs", {"a": 1})
+
+
+def test_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://:hunter2@cache:6379/0")
+    with SyncRedisQueue.from_env() as queue:
+        assert "hunter2" not in repr(queue)
+        assert queue.settings.password is None

@@ -1,0 +1,90 @@
+"""Real redis-server fixtures. A missing server fails the run; nothing skips."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+import redis
+
+from abe_redis import RedisMessageQueueBackend, Settings
+from abe_redis.embedded import RedisServer, redis_server_binary
+
+pytestmark = pytest.mark.integration
+DEFAULT = ("127.0.0.1", 6379)
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The server on 127.0.0.1:6379, or one started for the session."""
+    if _answers(*DEFAULT):
+        yield "redis://127.0.0.1:6379/0"
+        return
+    if redis_server_binary() is None:
+        pytest.fail("integration tests need redis-server: none on 127.0.0.1:6379 and none on PATH")
+    with RedisServer() as server:
+        yield server.url
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    return backend
+
+
+@pytest.fixture
+def names(redis_url: str) -> Iterator[Callable[[str], str]]:
+    """Unique key names per test, deleted afterwards (the server is shared)."""
+    tag = uuid.uuid4().hex[:8]
+    made: list[str] = []
+
+    def name(base: str) -> str:
+        made.append(f"t{tag}:{base}")
+        return made[-1]
+
+    yield name
+    if made:
+        with redis.Redis.from_url(redis_url) as client:
+            client.delete(*made, *(m + ":dlq" for m in made))
+
+
+@pytest.fixture
+def raw(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(redis_url: str, names: Callable[[str], str]) -> Settings:
+    return Settings(
+        url=redis_url,
+        registry_key=names("streams"),
+        consumer_group=names("group"),
+        block_ms=100,
+        claim_min_idle_ms=300,
+    )
+
+
+@pytest.fixture
+async def backend(settings: Settings) -> AsyncIterator[RedisMessageQueueBackend]:
+    async with RedisMessageQueueBackend(settings) as b:
+        yield b
+
+
+@pytest.fixture
+def own_server() -> Iterator[RedisServer]:
+    """A private redis-server (AOF on) that a test may stop and restart."""
+    with RedisServer(appendonly=True) as server:
+        yield server
