@@ -59,9 +59,12 @@ def demo_target(url: str | None) -> Iterator[tuple[str | None, str]]:
         return
     if redis_server_binary():
         with RedisServer() as server:
-            yield server.url, (
-                f"embedded redis-server {server.version} on 127.0.0.1:{server.port} "
-                "(no REDIS_URL set; stopped when the demo ends)"
+            yield (
+                server.url,
+                (
+                    f"embedded redis-server {server.version} on 127.0.0.1:{server.port} "
+                    "(no REDIS_URL set; stopped when the demo ends)"
+                ),
             )
         return
     try:
@@ -164,7 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--events", type=int, default=5000, help="how many events (default 5000)")
     demo.add_argument("--workers", type=int, default=2, help="consumers in the group (default 2)")
     demo.add_argument(
-        "--loop", choices=("asyncio", "trio"), default="asyncio", help="event loop (default asyncio)"
+        "--loop",
+        choices=("asyncio", "trio"),
+        default="asyncio",
+        help="event loop (default asyncio)",
     )
     args = parser.parse_args(argv)
     if args.events < 1 or args.workers < 1:

@@ -107,7 +107,9 @@ class Settings:
             _positive_int(name, getattr(self, name))
         if self.stream_maxlen is not None:
             _positive_int("stream_maxlen", self.stream_maxlen)
-        if isinstance(self.socket_timeout, bool) or not isinstance(self.socket_timeout, int | float):
+        if isinstance(self.socket_timeout, bool) or not isinstance(
+            self.socket_timeout, int | float
+        ):
             raise ConfigError(f"{_name('socket_timeout')} must be a number of seconds")
         if not self.socket_timeout > 0:
             raise ConfigError(f"{_name('socket_timeout')} must be > 0, got {self.socket_timeout}")
@@ -139,11 +141,13 @@ class Settings:
         if self.ssl and scheme == "unix":
             raise ConfigError(f"{_name('ssl')} cannot be used with a unix:// {_name('url')}")
         try:
-            parse_url(self.url)
+            parse_url(self.url)  # type: ignore[no-untyped-call]
         except (ValueError, TypeError) as exc:
             # redis-py's messages do not echo the URL, but ours must not
             # rely on that: name the variable and the kind of problem only.
-            raise ConfigError(f"{_name('url')} is not a valid Redis URL: {_scrub(exc, self)}") from None
+            raise ConfigError(
+                f"{_name('url')} is not a valid Redis URL: {_scrub(exc, self)}"
+            ) from None
 
     def __repr__(self) -> str:
         shown = []
@@ -199,7 +203,13 @@ class Settings:
                 kw["ssl"] = False
             else:
                 raise ConfigError(f"REDIS_SSL must be true or false, got {ssl!r}")
-        for name in ("max_connections", "stream_maxlen", "claim_min_idle_ms", "block_ms", "prefetch"):
+        for name in (
+            "max_connections",
+            "stream_maxlen",
+            "claim_min_idle_ms",
+            "block_ms",
+            "prefetch",
+        ):
             value = get(name)
             if value is not None:
                 kw[name] = _parse_int(name, value)

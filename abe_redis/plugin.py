@@ -24,7 +24,9 @@ ENTRY_POINT_GROUPS = (
 )
 
 
-def load_backend(group: str = ENTRY_POINT_GROUPS[0], name: str = BACKEND_NAME) -> RedisMessageQueueBackend:
+def load_backend(
+    group: str = ENTRY_POINT_GROUPS[0], name: str = BACKEND_NAME
+) -> RedisMessageQueueBackend:
     """Resolve ``name`` in entry-point ``group`` and call its ``from_env()``.
 
     Raises:

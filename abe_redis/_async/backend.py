@@ -12,7 +12,17 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .._core.codec import validate_key
-from .._core.commands import Command, Delete, Ping, Pipeline, SRem, XInfoGroups, XLen, XPendingRange, XPendingSummary
+from .._core.commands import (
+    Command,
+    Delete,
+    Ping,
+    Pipeline,
+    SRem,
+    XInfoGroups,
+    XLen,
+    XPendingRange,
+    XPendingSummary,
+)
 from .._core.consumer import ConsumerConfig, ConsumerCore
 from .._core.entries import GroupInfo, PendingEntry, PendingSummary
 from .._core.publisher import Publisher
@@ -47,7 +57,9 @@ class RedisMessageQueueBackend:
             default one is opened on first use for the running event loop.
     """
 
-    def __init__(self, settings: Settings | None = None, *, transport: Transport | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, transport: Transport | None = None
+    ) -> None:
         self.settings = settings if settings is not None else Settings()
         self._transport = transport
         self._publisher = Publisher(self.settings.registry_key, self.settings.stream_maxlen)
@@ -158,9 +170,7 @@ class RedisMessageQueueBackend:
         """
         key = validate_key(key, reserved=self.settings.registry_key)
         self._publisher.registered.pop(key, None)
-        removed, _ = await self._run(
-            Pipeline((Delete(key), SRem(self.settings.registry_key, key)))
-        )
+        removed, _ = await self._run(Pipeline((Delete(key), SRem(self.settings.registry_key, key))))
         return bool(removed)
 
     # -- life cycle -----------------------------------------------------

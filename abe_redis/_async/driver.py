@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import anyio
 

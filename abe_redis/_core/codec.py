@@ -38,7 +38,8 @@ def _check_tree(value: Any, depth: int) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise PayloadError(
-                    f"payload has a key of type {type(key).__name__} ({key!r:.40}); JSON keys are strings"
+                    f"payload has a key of type {type(key).__name__} ({key!r:.40}); "
+                    "JSON keys are strings"
                 )
             if isinstance(item, dict | list | tuple):
                 _check_tree(item, depth + 1)

@@ -260,7 +260,10 @@ class XGroupCreate(Command[bool]):
 
 @dataclass(frozen=True, slots=True)
 class XReadGroup(Command["tuple[StreamEntry, ...] | GroupMissing"]):
-    """XREADGROUP on one stream; ``start_id`` ``>`` for new entries, an id for our own pending ones."""
+    """XREADGROUP on one stream.
+
+    ``start_id`` is ``>`` for new entries, or an id to re-read our own pending ones.
+    """
 
     name: ClassVar[str] = "XREADGROUP"
     group: str
@@ -400,9 +403,7 @@ class XPendingSummary(Command[PendingSummary]):
         raw = _check(self, raw)
         if not isinstance(raw, list | tuple) or len(raw) != 4:
             raise RemoteProtocolError("XPENDING summary is not a 4-element list")
-        consumers = tuple(
-            ConsumerPending(text(row[0]), integer(row[1])) for row in (raw[3] or ())
-        )
+        consumers = tuple(ConsumerPending(text(row[0]), integer(row[1])) for row in (raw[3] or ()))
         return PendingSummary(
             integer(raw[0]),
             None if raw[1] is None else text(raw[1]),

@@ -32,7 +32,6 @@ from .codec import Undecodable, decode_entry, is_internal
 from .commands import (
     NOT_RUN,
     AnyOf,
-    ClaimPage,
     Command,
     GroupMissing,
     Pipeline,
@@ -44,7 +43,7 @@ from .commands import (
     XGroupCreate,
     XReadGroup,
 )
-from .entries import Delivery, StreamEntry
+from .entries import ClaimPage, Delivery, StreamEntry
 from .policy import Backoff
 from .steps import Flow, Interrupted, Sleep
 
@@ -246,7 +245,12 @@ class ConsumerCore:
         if self.now >= self.next_claim_at:
             claims = [
                 XAutoClaim(
-                    name, cfg.group, cfg.consumer, cfg.claim_min_idle_ms, state.claim_from, cfg.prefetch
+                    name,
+                    cfg.group,
+                    cfg.consumer,
+                    cfg.claim_min_idle_ms,
+                    state.claim_from,
+                    cfg.prefetch,
                 )
                 for name, state in self.streams.items()
             ]
@@ -339,7 +343,11 @@ class ConsumerCore:
         )
         dlq = entry.stream + DLQ_SUFFIX
         logger.warning(
-            "entry %s of %s cannot be decoded (%s); moved to %s", entry.id, entry.stream, bad.reason, dlq
+            "entry %s of %s cannot be decoded (%s); moved to %s",
+            entry.id,
+            entry.stream,
+            bad.reason,
+            dlq,
         )
         yield from self._call(Pipeline((XAdd(dlq, record), ack), transaction=True))
         self.dead_lettered += 1
@@ -371,7 +379,9 @@ class ConsumerCore:
         )
 
     def _ack_commands(self) -> list[Command[Any]]:
-        return [XAck(stream, self.config.group, tuple(ids)) for stream, ids in self.acks.items() if ids]
+        return [
+            XAck(stream, self.config.group, tuple(ids)) for stream, ids in self.acks.items() if ids
+        ]
 
     def _acked(self) -> None:
         for stream, ids in self.acks.items():

@@ -15,7 +15,7 @@ from abe_redis._core.codec import (
     validate_key,
 )
 from abe_redis._core.entries import Delivery, StreamEntry
-from abe_redis.errors import PayloadError, StreamKeyError, ValidationError
+from abe_redis.errors import PayloadError, StreamKeyError
 
 
 def roundtrip(payload: dict[str, Any]) -> dict[str, Any] | Undecodable:

@@ -38,7 +38,16 @@ READ = XReadGroup("g", "c", "s", ">", 10)
 def test_xadd_args_without_and_with_trimming() -> None:
     fields = ((b"data", b"{}"),)
     assert XAdd("s", fields).to_args() == ("XADD", "s", "*", b"data", b"{}")
-    assert XAdd("s", fields, 100).to_args() == ("XADD", "s", "MAXLEN", "~", 100, "*", b"data", b"{}")
+    assert XAdd("s", fields, 100).to_args() == (
+        "XADD",
+        "s",
+        "MAXLEN",
+        "~",
+        100,
+        "*",
+        b"data",
+        b"{}",
+    )
     assert XAdd("s", fields, 5, approximate=False).to_args()[2:5] == ("MAXLEN", "=", 5)
     assert XAdd("s", fields).parse_reply(b"1-0") == "1-0"
 

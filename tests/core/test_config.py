@@ -42,7 +42,11 @@ def test_every_variable_is_read() -> None:
     assert s.effective_url == "rediss://cache:6380/2"
     assert (s.max_connections, s.stream_maxlen, s.prefetch, s.block_ms) == (20, 100000, 8, 500)
     assert s.streams == ("slack_events", "other")
-    assert (s.consumer_group, s.consumer_name, s.registry_key) == ("workers", "worker-a", "app:streams")
+    assert (s.consumer_group, s.consumer_name, s.registry_key) == (
+        "workers",
+        "worker-a",
+        "app:streams",
+    )
     assert s.claim_min_idle_ms == 60000
     assert s.socket_timeout == 2.5
 

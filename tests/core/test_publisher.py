@@ -18,7 +18,8 @@ def test_first_publish_registers_the_stream_in_the_same_round_trip() -> None:
     player = Player(pub.publish("events", {"a": 1}, now=0.0))
     assert player.step == Pipeline((SAdd("reg", "events"), XAdd("events", DATA)))
     player.reply([1, b"1-0"])
-    assert player.done and player.result == "1-0"
+    assert player.done
+    assert player.result == "1-0"
 
 
 def test_later_publishes_send_xadd_alone_until_the_refresh() -> None:
@@ -46,10 +47,17 @@ def test_probe_keys_are_capped_and_not_registered() -> None:
 
 @pytest.mark.parametrize(
     ("key", "payload", "error"),
-    [("", {"a": 1}, StreamKeyError), (7, {"a": 1}, StreamKeyError), ("reg", {}, StreamKeyError),
-     ("e", {"a": {1, 2}}, PayloadError), ("e", ["x"], PayloadError)],  # fmt: skip
+    [
+        ("", {"a": 1}, StreamKeyError),
+        (7, {"a": 1}, StreamKeyError),
+        ("reg", {}, StreamKeyError),
+        ("e", {"a": {1, 2}}, PayloadError),
+        ("e", ["x"], PayloadError),
+    ],
 )
-def test_bad_input_raises_before_any_command(key: Any, payload: Any, error: type[Exception]) -> None:
+def test_bad_input_raises_before_any_command(
+    key: Any, payload: Any, error: type[Exception]
+) -> None:
     flow = Publisher("reg").publish(key, payload, 0.0)
     with pytest.raises(error):
         next(flow)

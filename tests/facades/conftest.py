@@ -39,7 +39,9 @@ async def make_backend(
 
     def make(**overrides: object) -> RedisMessageQueueBackend:
         settings = Settings(**{**_fields(FAST), **overrides})  # type: ignore[arg-type]
-        backend = RedisMessageQueueBackend(settings, transport=fakeredis_transport(settings, server))
+        backend = RedisMessageQueueBackend(
+            settings, transport=fakeredis_transport(settings, server)
+        )
         made.append(backend)
         return backend
 

@@ -142,7 +142,7 @@ async def test_leaving_with_an_error_does_not_ack_the_payload_in_hand(
 ) -> None:
     backend = make_backend()
     await backend.publish("s", {"i": 0})
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError):  # noqa: PT012 - the raise must happen inside the block
         async with backend.consume() as consumer:
             await take(consumer, 1)
             raise RuntimeError("handler crashed")
@@ -168,7 +168,7 @@ async def test_foreign_entries_are_dead_lettered_and_consumption_goes_on(
     await backend.publish("s", {"n": 2})
     async with backend.consume() as consumer:
         assert await take(consumer, 2) == [{"n": 1}, {"n": 2}]
-    dead = raw.xrange("s:dlq")
+    dead: list[Any] = raw.xrange("s:dlq")  # type: ignore[assignment]
     assert len(dead) == 2
     assert dead[0][1][b"field:payload"] == b"not ours"
     assert (await backend.pending("s")).count == 0
@@ -187,7 +187,8 @@ async def test_publish_entry_returns_the_id(make_backend: BackendFactory) -> Non
     backend = make_backend()
     entry_id = await backend.publish_entry("s", {"a": 1})
     first, _, second = entry_id.partition("-")
-    assert first.isdigit() and second.isdigit()
+    assert first.isdigit()
+    assert second.isdigit()
     assert await backend.stream_length("s") == 1
     assert [g.name for g in await backend.groups("s")] == []
     assert await backend.delete_stream("s") is True

@@ -41,15 +41,13 @@ def test_iterating_and_breaking_acks_what_was_processed(sync_queue: SyncRedisQue
 
 def test_an_exception_in_the_loop_leaves_the_payload_pending(sync_queue: SyncRedisQueue) -> None:
     sync_queue.publish("jobs", {"i": 0})
-    with pytest.raises(ValueError, match="boom"), sync_queue.consume() as consumer:
+    with pytest.raises(ValueError, match="boom"), sync_queue.consume() as consumer:  # noqa: PT012
         next(consumer)
         raise ValueError("boom")
     assert sync_queue.pending("jobs").count == 1
 
 
-def test_many_threads_share_one_queue(
-    sync_queue: SyncRedisQueue, raw: fakeredis.FakeRedis
-) -> None:
+def test_many_threads_share_one_queue(sync_queue: SyncRedisQueue, raw: fakeredis.FakeRedis) -> None:
     def publish(n: int) -> None:
         for i in range(50):
             sync_queue.publish("jobs", {"thread": n, "i": i})

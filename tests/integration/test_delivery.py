@@ -36,7 +36,9 @@ async def take(consumer: AsyncConsumer, n: int, timeout: float = 10.0) -> list[d
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
-async def test_roundtrip_in_resp2_and_resp3(settings: Settings, names: Names, protocol: int) -> None:
+async def test_roundtrip_in_resp2_and_resp3(
+    settings: Settings, names: Names, protocol: int
+) -> None:
     stream = names("events")
     async with RedisMessageQueueBackend(dataclasses.replace(settings, protocol=protocol)) as b:
         payload = {"type": "message", "text": "héllo", "n": [1, 2.5, None, True]}
@@ -76,7 +78,9 @@ async def test_published_before_workers_then_split_across_a_group_exactly_once(
     assert (await backend.pending(stream)).count <= 3  # at most one in hand per cancelled worker
 
 
-async def test_each_group_gets_its_own_copy(backend: RedisMessageQueueBackend, names: Names) -> None:
+async def test_each_group_gets_its_own_copy(
+    backend: RedisMessageQueueBackend, names: Names
+) -> None:
     stream = names("events")
     for i in range(10):
         await backend.publish(stream, {"i": i})
@@ -144,7 +148,7 @@ async def test_foreign_entries_go_to_the_dead_letter_stream(
     await backend.publish(stream, {"n": 2})
     async with backend.consume() as consumer:
         assert await take(consumer, 2) == [{"n": 1}, {"n": 2}]
-    dead = raw.xrange(stream + ":dlq")
+    dead: list[Any] = raw.xrange(stream + ":dlq")  # type: ignore[assignment]
     assert [d[1][b"source_stream"] for d in dead] == [stream.encode()] * 3
     assert b"not valid UTF-8 JSON" in dead[1][1][b"reason"]
     assert (await backend.pending(stream)).count == 0
@@ -210,7 +214,9 @@ async def test_a_destroyed_group_is_recreated(
         assert got in ([{"n": 0}], [{"n": 1}])
 
 
-async def test_unreachable_redis_at_start_is_a_clear_error(caplog: pytest.LogCaptureFixture) -> None:
+async def test_unreachable_redis_at_start_is_a_clear_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     url = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
     async with RedisMessageQueueBackend(Settings(url=url, socket_timeout=1)) as b:
         start = time.monotonic()
