@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from importlib import resources
 from importlib.metadata import entry_points
 
@@ -45,10 +44,3 @@ def test_public_names() -> None:
         assert hasattr(abe_redis, name), name
     assert issubclass(abe_redis.ConfigError, ValueError)
     assert issubclass(abe_redis.ConnectError, abe_redis.TransportError)
-
-
-@pytest.mark.skipif(sys.version_info < (3, 12), reason="abstract-backend needs Python 3.12")
-def test_satisfies_the_host_protocol() -> None:
-    from abe.types import MessageQueueBackendProtocol
-
-    assert isinstance(RedisMessageQueueBackend(), MessageQueueBackendProtocol)

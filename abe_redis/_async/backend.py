@@ -62,7 +62,9 @@ class RedisMessageQueueBackend:
     ) -> None:
         self.settings = settings if settings is not None else Settings()
         self._transport = transport
-        self._publisher = Publisher(self.settings.registry_key, self.settings.stream_maxlen)
+        self._publisher = Publisher(
+            self.settings.registry_key, self.settings.stream_maxlen, self.settings.streams or ()
+        )
         self._consumers: weakref.WeakSet[AsyncConsumer] = weakref.WeakSet()
         self._closed = False
 

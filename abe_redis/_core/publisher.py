@@ -5,7 +5,9 @@ SCAN. The first publish of a key (and again every ``REGISTRY_REFRESH``
 seconds, in case the set was flushed) sends ``SADD registry key`` and the
 ``XADD`` in one pipeline, SADD first, so a stream holding an entry is always
 in the registry. Keys starting with '_' are health probes: not registered,
-and capped at ``PROBE_MAXLEN`` entries so they cannot grow without bound.
+and capped at ``PROBE_MAXLEN`` entries so they cannot grow without bound,
+unless they are listed for consumption (``consumed``), which makes them
+ordinary streams.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Publisher:
 
     registry_key: str
     maxlen: int | None = None
+    consumed: tuple[str, ...] = ()
     registered: dict[str, float] = field(default_factory=dict)
 
     def publish(self, key: Any, payload: Mapping[str, Any], now: float) -> Flow[str]:
@@ -38,7 +41,7 @@ class Publisher:
         """
         key = validate_key(key, reserved=self.registry_key)
         fields = encode_payload(payload)
-        if is_internal(key):
+        if is_internal(key) and key not in self.consumed:
             xadd = XAdd(key, fields, PROBE_MAXLEN, approximate=False)
             resume = yield xadd
             return xadd.parse_reply(resume.reply)

@@ -45,6 +45,11 @@ def test_probe_keys_are_capped_and_not_registered() -> None:
     assert player.step == XAdd("_health_check", DATA, PROBE_MAXLEN, approximate=False)
 
 
+def test_probe_keys_listed_for_consumption_are_ordinary_streams() -> None:
+    player = Player(Publisher("reg", consumed=("_audit",)).publish("_audit", {"a": 1}, 0.0))
+    assert player.step == Pipeline((SAdd("reg", "_audit"), XAdd("_audit", DATA)))
+
+
 @pytest.mark.parametrize(
     ("key", "payload", "error"),
     [

@@ -1,0 +1,93 @@
+"""Sessions: tests (every supported Python), integration, lint, typecheck, docs, demo.
+
+``nox`` alone runs tests, lint, typecheck and docs: the whole suite. Each
+session is a thin wrapper over :func:`install`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+LOADER_PYTHON = "3.13"  # abstract-backend (the host loader) needs 3.12+
+
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+nox.options.reuse_existing_virtualenvs = True
+# On CI a missing interpreter fails the run instead of being skipped.
+nox.options.error_on_missing_interpreters = bool(os.environ.get("CI"))
+
+
+def _add_pyenv_interpreters() -> None:
+    """Put each wanted pyenv Python on PATH so ``python3.X`` resolves to it."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found = []
+    for version in PYTHONS:
+        bins = sorted(root.glob(f"{version}.*/bin"), key=lambda p: [int(x) for x in
+                      p.parent.name.split(".") if x.isdigit()])  # fmt: skip
+        if bins:
+            found.append(str(bins[-1]))
+    os.environ["PATH"] = os.pathsep.join([*found, os.environ.get("PATH", "")])
+
+
+_add_pyenv_interpreters()
+
+
+def install(session: nox.Session, *extras: str, tools: tuple[str, ...] = ()) -> None:
+    """Install the package in editable mode with ``extras`` and ``tools``."""
+    spec = f".[{','.join(extras)}]" if extras else "."
+    session.install("-e", spec, *tools)
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """Unit, facade, plugin and integration tests against real redis-servers.
+
+    hiredis on 3.12+ and redis-py's own parser below, so both reply parsers
+    reach the core.
+    """
+    extras = ["trio", "fakeredis"]
+    if session.python in ("3.12", "3.13"):
+        extras.append("hiredis")
+    install(session, *extras, tools=("pytest>=8",))
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=LOADER_PYTHON)
+def integration(session: nox.Session) -> None:
+    """Only the tests that need a real redis-server."""
+    install(session, "trio", "fakeredis", "hiredis", tools=("pytest>=8",))
+    session.run("pytest", "-m", "integration", *session.posargs)
+
+
+@nox.session(python=LOADER_PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=LOADER_PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package and the tests."""
+    install(session, "trio", "fakeredis", tools=("mypy>=1.10", "pytest>=8", "nox"))
+    session.run("mypy")
+
+
+@nox.session(python=LOADER_PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with --strict."""
+    session.install("mkdocs-material>=9")
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", str(Path(session.create_tmp()) / "site")
+    )
+
+
+@nox.session(python=LOADER_PYTHON)
+def demo(session: nox.Session) -> None:
+    """The main job: publish and consume a burst through the host loader."""
+    install(session, "hiredis", "fakeredis")
+    session.run("python", "-m", "abe_redis", "demo", *session.posargs)
