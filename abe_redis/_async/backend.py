@@ -35,11 +35,23 @@ from .transport import Transport, open_transport
 
 T = TypeVar("T")
 _consumer_numbers = itertools.count(1)
+_names_taken: dict[str, int] = {}
 
 
 def default_consumer_name() -> str:
     """``host-pid-n``: stable for this process, unique among its consumers."""
     return f"{socket.gethostname()}-{os.getpid()}-{next(_consumer_numbers)}"
+
+
+def configured_consumer_name(name: str) -> str:
+    """``name`` for the process's first consumer, ``name-2``, ``name-3``... after.
+
+    Two consumers sharing a name would share their pending entries, and each
+    could re-read what the other is still handling.
+    """
+    taken = _names_taken.get(name, 0) + 1
+    _names_taken[name] = taken
+    return name if taken == 1 else f"{name}-{taken}"
 
 
 class RedisMessageQueueBackend:
@@ -78,7 +90,8 @@ class RedisMessageQueueBackend:
         return cls(Settings.from_env(environ))
 
     def __repr__(self) -> str:
-        return f"RedisMessageQueueBackend(url={self.settings.redacted_url!r})"
+        target = self._transport.target if self._transport else self.settings.redacted_url
+        return f"RedisMessageQueueBackend(url={target!r})"
 
     # -- plumbing ---------------------------------------------------------
 
@@ -126,7 +139,11 @@ class RedisMessageQueueBackend:
         s = self.settings
         config = ConsumerConfig(
             group=group if group is not None else s.consumer_group,
-            consumer=s.consumer_name or default_consumer_name(),
+            consumer=(
+                configured_consumer_name(s.consumer_name)
+                if s.consumer_name
+                else default_consumer_name()
+            ),
             registry_key=s.registry_key,
             streams=s.streams,
             prefetch=s.prefetch,

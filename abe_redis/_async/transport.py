@@ -30,7 +30,9 @@ from ..errors import AbeRedisError, ConnectError, TransportError, TransportTimeo
 
 
 class Transport(Protocol):
-    """What drivers need: run one command, close."""
+    """What drivers need: run one command, close; ``target`` is safe to show."""
+
+    target: str
 
     async def execute(self, cmd: Command[Any]) -> Any: ...
 
@@ -189,6 +191,10 @@ def fakeredis_transport(settings: Settings, server: Any = None) -> Transport:
     import fakeredis
 
     server = server if server is not None else fakeredis.FakeServer()
+    transport: AsyncioTransport | ThreadTransport
     if running_on_asyncio():
-        return AsyncioTransport(settings, client=fakeredis.FakeAsyncRedis(server=server))
-    return ThreadTransport(settings, client=fakeredis.FakeRedis(server=server))
+        transport = AsyncioTransport(settings, client=fakeredis.FakeAsyncRedis(server=server))
+    else:
+        transport = ThreadTransport(settings, client=fakeredis.FakeRedis(server=server))
+    transport.target = "fakeredis (in process)"
+    return transport

@@ -69,6 +69,18 @@ async def test_consumers_of_one_group_share_the_events(make_backend: BackendFact
     await second.aclose()
 
 
+async def test_a_configured_consumer_name_stays_unique_in_the_process(
+    make_backend: BackendFactory,
+) -> None:
+    backend = make_backend(consumer_name="pod-7")
+    first, second = backend.consume(), backend.consume()
+    assert first.name.startswith("pod-7")
+    assert second.name.startswith("pod-7-")
+    assert first.name != second.name
+    await first.aclose()
+    await second.aclose()
+
+
 async def test_bad_input_raises_typed_errors_and_writes_nothing(
     make_backend: BackendFactory, raw: fakeredis.FakeRedis
 ) -> None:
