@@ -10,24 +10,16 @@ import fakeredis
 import pytest
 
 from abe_redis import (
-    AsyncConsumer,
     BackendClosed,
     PayloadError,
     RedisMessageQueueBackend,
     StreamKeyError,
 )
 
+from ..helpers import take
 from .conftest import BackendFactory
 
 pytestmark = pytest.mark.anyio
-
-
-async def take(consumer: AsyncConsumer, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
-    out = []
-    with anyio.fail_after(timeout):
-        for _ in range(n):
-            out.append(await consumer.__anext__())
-    return out
 
 
 async def test_payload_comes_back_exactly_as_published(make_backend: BackendFactory) -> None:

@@ -14,7 +14,6 @@ import pytest
 import redis
 
 from abe_redis import (
-    AsyncConsumer,
     ConnectError,
     PayloadError,
     RedisMessageQueueBackend,
@@ -23,16 +22,10 @@ from abe_redis import (
 )
 from abe_redis.embedded import RedisServer, free_port
 
+from ..helpers import take
+
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 Names = Callable[[str], str]
-
-
-async def take(consumer: AsyncConsumer, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-    out = []
-    with anyio.fail_after(timeout):
-        for _ in range(n):
-            out.append(await consumer.__anext__())
-    return out
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
