@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from redis.connection import parse_url
 
+from ._core.policy import GroupPolicy
 from .errors import ConfigError
 
 __all__ = ["ENV_VARS", "Settings", "redact_url"]
@@ -35,6 +36,21 @@ ENV_VARS: dict[str, str] = {
     "prefetch": "REDIS_PREFETCH",
     "socket_timeout": "REDIS_SOCKET_TIMEOUT",
     "registry_key": "REDIS_STREAM_REGISTRY",
+    "max_deliveries": "REDIS_MAX_DELIVERIES",
+    "on_missing_group": "REDIS_ON_MISSING_GROUP",
+    "stale_consumer_ms": "REDIS_STALE_CONSUMER_MS",
+    "idempotency_field": "REDIS_IDEMPOTENCY_FIELD",
+    "idempotency_window_ms": "REDIS_IDEMPOTENCY_WINDOW_MS",
+    "max_payload_bytes": "REDIS_MAX_PAYLOAD_BYTES",
+    "ungrouped_maxlen": "REDIS_UNGROUPED_MAXLEN",
+    "publish_retry_seconds": "REDIS_PUBLISH_RETRY_SECONDS",
+    "drain_timeout": "REDIS_DRAIN_TIMEOUT",
+    "max_lease_ms": "REDIS_MAX_LEASE_MS",
+}
+_POLICIES = {
+    "recreate-from-start": GroupPolicy.RECREATE_FROM_START,
+    "recreate-from-end": GroupPolicy.RECREATE_FROM_END,
+    "fail": GroupPolicy.FAIL,
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -84,6 +100,22 @@ class Settings:
             raised above the BLOCK window for blocking reads.
         registry_key: the set naming every published stream.
         protocol: RESP version, 2 or 3.
+        max_deliveries: an entry delivered more often goes to the dead-letter stream.
+        retry_base, retry_cap: seconds; a failed delivery (``nack``) waits
+            ``retry_base * 2**(deliveries-1)``, capped, with jitter.
+        on_missing_group: what a consumer does when its group vanished.
+        stale_consumer_ms: other consumers idle this long with nothing
+            pending are deleted from the group; None never deletes.
+        idempotency_field: payload field whose value is the idempotency key
+            of ``publish`` (for example Slack's ``event_id``); None: off.
+        idempotency_window_ms: how long an idempotency key is remembered.
+        max_payload_bytes: largest encoded payload accepted.
+        ungrouped_maxlen: cap for streams no group reads yet; None: no cap.
+        publish_retry_seconds: how long a publish retries transport errors
+            (after the backend first reached Redis) before raising.
+        drain_timeout: seconds a closing consumer waits for unsettled deliveries.
+        max_lease_ms: how long a delivery's lease is renewed at most; an
+            entry held longer becomes claimable by other consumers.
     """
 
     url: str = "redis://localhost:6379/0"
@@ -100,19 +132,42 @@ class Settings:
     socket_timeout: float = 5.0
     registry_key: str = "abe_redis:streams"
     protocol: int = 2
+    max_deliveries: int = 5
+    retry_base: float = 1.0
+    retry_cap: float = 60.0
+    on_missing_group: GroupPolicy = GroupPolicy.RECREATE_FROM_START
+    stale_consumer_ms: int | None = 3_600_000
+    idempotency_field: str | None = None
+    idempotency_window_ms: int = 600_000
+    max_payload_bytes: int = 1_048_576
+    ungrouped_maxlen: int | None = 1_000_000
+    publish_retry_seconds: float = 5.0
+    drain_timeout: float = 5.0
+    max_lease_ms: int = 600_000
 
     def __post_init__(self) -> None:
         self._check_url()
-        for name in ("max_connections", "claim_min_idle_ms", "block_ms", "prefetch"):
-            _positive_int(name, getattr(self, name))
-        if self.stream_maxlen is not None:
-            _positive_int("stream_maxlen", self.stream_maxlen)
-        if isinstance(self.socket_timeout, bool) or not isinstance(
-            self.socket_timeout, int | float
+        for name in (
+            "max_connections",
+            "claim_min_idle_ms",
+            "block_ms",
+            "prefetch",
+            "max_deliveries",
+            "idempotency_window_ms",
+            "max_payload_bytes",
+            "max_lease_ms",
         ):
-            raise ConfigError(f"{_name('socket_timeout')} must be a number of seconds")
-        if not self.socket_timeout > 0:
-            raise ConfigError(f"{_name('socket_timeout')} must be > 0, got {self.socket_timeout}")
+            _positive_int(name, getattr(self, name))
+        for name in ("stream_maxlen", "stale_consumer_ms", "ungrouped_maxlen"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        for name in ("socket_timeout", "retry_base", "retry_cap", "drain_timeout"):
+            _positive_number(name, getattr(self, name))
+        _positive_number("publish_retry_seconds", self.publish_retry_seconds, zero_ok=True)
+        if not isinstance(self.on_missing_group, GroupPolicy):
+            raise ConfigError(f"{_name('on_missing_group')} must be a GroupPolicy")
+        if self.idempotency_field is not None:
+            _nonempty("idempotency_field", self.idempotency_field)
         for name in ("consumer_group", "registry_key"):
             _nonempty(name, getattr(self, name))
         if self.consumer_name is not None:
@@ -209,18 +264,38 @@ class Settings:
             "claim_min_idle_ms",
             "block_ms",
             "prefetch",
+            "max_deliveries",
+            "idempotency_window_ms",
+            "max_payload_bytes",
+            "max_lease_ms",
         ):
             value = get(name)
             if value is not None:
                 kw[name] = _parse_int(name, value)
-        timeout = get("socket_timeout")
-        if timeout is not None:
-            try:
-                kw["socket_timeout"] = float(timeout)
-            except ValueError:
+        for name in ("stale_consumer_ms", "ungrouped_maxlen"):
+            value = get(name)
+            if value is not None:
+                # 0 turns the clean-up (or the cap) off.
+                kw[name] = _parse_int(name, value) or None
+        for name in ("socket_timeout", "publish_retry_seconds", "drain_timeout"):
+            value = get(name)
+            if value is not None:
+                try:
+                    kw[name] = float(value)
+                except ValueError:
+                    raise ConfigError(
+                        f"{_name(name)} must be a number of seconds, got {value!r}"
+                    ) from None
+        field_name = get("idempotency_field")
+        if field_name is not None:
+            kw["idempotency_field"] = field_name
+        policy = get("on_missing_group")
+        if policy is not None:
+            if policy.lower() not in _POLICIES:
                 raise ConfigError(
-                    f"REDIS_SOCKET_TIMEOUT must be a number of seconds, got {timeout!r}"
-                ) from None
+                    f"REDIS_ON_MISSING_GROUP must be one of {', '.join(_POLICIES)}, got {policy!r}"
+                )
+            kw["on_missing_group"] = _POLICIES[policy.lower()]
         streams = get("streams")
         if streams is not None:
             names = tuple(s.strip() for s in streams.split(","))
@@ -253,6 +328,13 @@ def _positive_int(name: str, value: object) -> None:
         raise ConfigError(f"{_name(name)} must be an integer, got {type(value).__name__}")
     if value < 1:
         raise ConfigError(f"{_name(name)} must be at least 1, got {value}")
+
+
+def _positive_number(name: str, value: object, *, zero_ok: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{_name(name)} must be a number of seconds, got {type(value).__name__}")
+    if value < 0 or (value == 0 and not zero_ok):
+        raise ConfigError(f"{_name(name)} must be {'>= 0' if zero_ok else '> 0'}, got {value}")
 
 
 def _nonempty(name: str, value: object) -> None:

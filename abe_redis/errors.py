@@ -14,6 +14,7 @@ the transport maps them to these classes and chains the original with
     │   ├── LocalProtocolError
     │   └── RemoteProtocolError
     ├── CommandError
+    ├── GroupMissingError
     ├── TransportError
     │   ├── ConnectError
     │   └── TransportTimeout
@@ -28,6 +29,7 @@ __all__ = [
     "CommandError",
     "ConfigError",
     "ConnectError",
+    "GroupMissingError",
     "LocalProtocolError",
     "PayloadError",
     "ProtocolError",
@@ -73,6 +75,10 @@ class RemoteProtocolError(ProtocolError):
 
 class CommandError(AbeRedisError):
     """Raised when Redis answers a command with an error reply we cannot act on."""
+
+
+class GroupMissingError(AbeRedisError):
+    """Raised when a consumer group vanished and the policy says to fail, not recreate it."""
 
 
 class TransportError(AbeRedisError):

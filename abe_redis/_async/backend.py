@@ -7,9 +7,11 @@ import os
 import socket
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
+
+import anyio
 
 from .._core.codec import validate_key
 from .._core.commands import (
@@ -24,13 +26,23 @@ from .._core.commands import (
     XPendingSummary,
 )
 from .._core.consumer import ConsumerConfig, ConsumerCore
-from .._core.entries import GroupInfo, PendingEntry, PendingSummary
+from .._core.deadletters import (
+    ReplayResult,
+    count_dead_letters,
+    list_dead_letters,
+    purge_dead_letters,
+    replay_dead_letters,
+)
+from .._core.entries import DeadLetter, GroupInfo, PendingEntry, PendingSummary
+from .._core.policy import RedeliveryPolicy
 from .._core.publisher import Publisher
-from .._core.steps import once
+from .._core.steps import Flow, once
+from .._core.trimming import safe_trim
 from ..config import Settings
 from ..errors import BackendClosed
-from .consumer import AsyncConsumer
+from .consumer import AsyncConsumer, AsyncDeliveries, _Consumer
 from .driver import cancelled, run_flow
+from .leases import LeaseKeeper
 from .transport import Transport, open_transport
 
 T = TypeVar("T")
@@ -72,12 +84,20 @@ class RedisMessageQueueBackend:
     def __init__(
         self, settings: Settings | None = None, *, transport: Transport | None = None
     ) -> None:
-        self.settings = settings if settings is not None else Settings()
+        self.settings = s = settings if settings is not None else Settings()
         self._transport = transport
         self._publisher = Publisher(
-            self.settings.registry_key, self.settings.stream_maxlen, self.settings.streams or ()
+            registry_key=s.registry_key,
+            maxlen=s.stream_maxlen,
+            consumed=s.streams or (),
+            idempotency_field=s.idempotency_field,
+            idempotency_window_ms=s.idempotency_window_ms,
+            max_payload_bytes=s.max_payload_bytes,
+            retry_budget=s.publish_retry_seconds,
+            ungrouped_maxlen=s.ungrouped_maxlen,
         )
-        self._consumers: weakref.WeakSet[AsyncConsumer] = weakref.WeakSet()
+        self._consumers: weakref.WeakSet[_Consumer] = weakref.WeakSet()
+        self._leases: LeaseKeeper | None = None
         self._closed = False
 
     @classmethod
@@ -102,8 +122,11 @@ class RedisMessageQueueBackend:
             self._transport = open_transport(self.settings)
         return self._transport
 
+    async def _flow(self, flow: Flow[T]) -> T:
+        return await run_flow(flow, self._open())
+
     async def _run(self, cmd: Command[T]) -> T:
-        return await run_flow(once(cmd), self._open())
+        return await self._flow(once(cmd))
 
     # -- host protocol ------------------------------------------------------
 
@@ -111,18 +134,28 @@ class RedisMessageQueueBackend:
         """Append ``payload`` to the stream ``key`` (see :meth:`publish_entry`)."""
         await self.publish_entry(key, payload)
 
-    async def publish_entry(self, key: str, payload: Mapping[str, Any]) -> str:
+    async def publish_entry(
+        self, key: str, payload: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> str:
         """Append ``payload`` to the stream ``key`` and return the new entry id.
 
+        With ``idempotency_key`` (or the payload field named by
+        ``Settings.idempotency_field``), a publish repeating a key seen within
+        ``idempotency_window_ms`` writes nothing and returns the first id.
+
         Raises:
-            StreamKeyError: ``key`` is not a non-empty str (nothing written).
-            PayloadError: ``payload`` is not a JSON object (nothing written).
-            TransportError: Redis could not be reached; the entry may or may
-                not have been written.
+            StreamKeyError: bad ``key`` (nothing written).
+            PayloadError: ``payload`` is not a JSON object, too deep or too
+                large (nothing written).
+            ValidationError: bad idempotency key (nothing written).
+            TransportError: Redis could not be reached within the retry
+                budget; without an idempotency key the entry may or may not
+                have been written.
             BackendClosed: the backend was closed.
         """
         transport = self._open()
-        return await run_flow(self._publisher.publish(key, payload, time.monotonic()), transport)
+        flow = self._publisher.publish(key, payload, time.monotonic(), idempotency_key)
+        return await run_flow(flow, transport)
 
     def consume(self, *, group: str | None = None) -> AsyncConsumer:
         """Consume payloads as a consumer of ``group`` (default: the configured group).
@@ -135,6 +168,27 @@ class RedisMessageQueueBackend:
         Raises:
             BackendClosed: the backend was closed.
         """
+        consumer = AsyncConsumer(*self._consumer_parts(group, auto_ack=True))
+        self._consumers.add(consumer)
+        return consumer
+
+    def deliveries(self, *, group: str | None = None) -> AsyncDeliveries:
+        """Like :meth:`consume`, but yields deliveries you settle with ``ack``/``nack``.
+
+        A nacked delivery comes back after a backoff; one that fails on its
+        ``max_deliveries``-th delivery goes to the dead-letter stream with
+        the error. See :class:`AsyncDeliveries`.
+
+        Raises:
+            BackendClosed: the backend was closed.
+        """
+        consumer = AsyncDeliveries(*self._consumer_parts(group, auto_ack=False))
+        self._consumers.add(consumer)
+        return consumer
+
+    def _consumer_parts(
+        self, group: str | None, *, auto_ack: bool
+    ) -> tuple[ConsumerCore, Transport, LeaseKeeper, float]:
         transport = self._open()
         s = self.settings
         config = ConsumerConfig(
@@ -150,10 +204,18 @@ class RedisMessageQueueBackend:
             block_ms=s.block_ms,
             claim_min_idle_ms=s.claim_min_idle_ms,
             claim_interval=max(0.05, min(5.0, s.claim_min_idle_ms / 1000 / 4)),
+            auto_ack=auto_ack,
+            redelivery=RedeliveryPolicy(s.max_deliveries, s.retry_base, s.retry_cap),
+            on_missing_group=s.on_missing_group,
+            stale_consumer_ms=s.stale_consumer_ms,
         )
-        consumer = AsyncConsumer(ConsumerCore(config), transport)
-        self._consumers.add(consumer)
-        return consumer
+        if self._leases is None:
+            self._leases = LeaseKeeper(
+                transport.execute_blocking,
+                interval=s.claim_min_idle_ms / 1000 / 3,
+                max_lease=s.max_lease_ms / 1000,
+            )
+        return ConsumerCore(config), transport, self._leases, s.drain_timeout
 
     # -- inspection -----------------------------------------------------
 
@@ -181,6 +243,10 @@ class RedisMessageQueueBackend:
             XPendingRange(key, group or self.settings.consumer_group, count=count)
         )
 
+    async def trim(self, key: str) -> int:
+        """Trim stream ``key`` now, as far as every group allows; returns entries removed."""
+        return await self._flow(safe_trim(key, self.settings.ungrouped_maxlen))
+
     async def delete_stream(self, key: str) -> bool:
         """Delete stream ``key`` with its groups and unconsumed entries, and unregister it.
 
@@ -192,19 +258,51 @@ class RedisMessageQueueBackend:
         removed, _ = await self._run(Pipeline((Delete(key), SRem(self.settings.registry_key, key))))
         return bool(removed)
 
+    # -- dead letters ------------------------------------------------------
+
+    async def dead_letters(
+        self, key: str, count: int = 100, after: str = "-"
+    ) -> tuple[DeadLetter, ...]:
+        """Dead letters of stream ``key`` (kept in ``<key>:dlq``), oldest first.
+
+        To page on, pass ``after="(" + last.id``.
+        """
+        return await self._flow(list_dead_letters(key, count, after))
+
+    async def dead_letter_count(self, key: str) -> int:
+        """How many dead letters stream ``key`` has."""
+        return await self._flow(count_dead_letters(key))
+
+    async def replay_dead_letters(self, key: str, ids: Sequence[str] | None = None) -> ReplayResult:
+        """Re-publish dead letters (all, or ``ids``) to ``key``; each moves atomically.
+
+        A replayed entry is a new entry: every group of the stream receives
+        it again. Records of foreign entries (not written by us) stay.
+        """
+        return await self._flow(replay_dead_letters(key, None if ids is None else tuple(ids)))
+
+    async def purge_dead_letters(self, key: str, ids: Sequence[str] | None = None) -> int:
+        """Delete dead letters (all, or ``ids``); returns how many went."""
+        return await self._flow(purge_dead_letters(key, None if ids is None else tuple(ids)))
+
     # -- life cycle -----------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close open consumers (settling what they hold) and the connection pool."""
+        """Close open consumers (settling what they hold), the lease thread and the pool."""
         await self._aclose(processed=not cancelled())
 
     async def _aclose(self, *, processed: bool) -> None:
         if self._closed:
             return
         for consumer in list(self._consumers):
-            await consumer._close(processed=processed)
+            if isinstance(consumer, AsyncDeliveries):
+                await consumer.aclose()
+            else:
+                await consumer._close(processed=processed)
         self._consumers.clear()
         self._closed = True
+        if self._leases is not None:
+            await anyio.to_thread.run_sync(self._leases.stop)
         if self._transport is not None:
             await self._transport.aclose()
 

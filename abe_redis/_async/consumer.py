@@ -1,37 +1,43 @@
-"""The consuming iterator that ``consume()`` returns."""
+"""The consuming iterators: payloads for hosts, settleable deliveries for the rest."""
 
 from __future__ import annotations
 
+import time
+import weakref
 from types import TracebackType
 from typing import Any
 
 import anyio
 
-from .._core.consumer import ConsumerCore, ConsumerState
+from .._core.consumer import ConsumerCore, ConsumerState, ConsumerStats
 from .._core.entries import Delivery
 from .driver import Driver, cancelled, run_flow
+from .leases import LeaseKeeper
 from .transport import Transport
 
 CLOSE_TIMEOUT = 5.0
 
 
-class AsyncConsumer:
-    """Async iterator of payloads for one consumer of a group.
+class _Consumer:
+    """Machinery shared by both iterators: drive the core, keep leases, close."""
 
-    Asking for the next payload marks the previous one processed (its ack is
-    batched and sent with the next read). :meth:`aclose`, or leaving
-    ``async with``, settles what is held: processed entries are
-    acknowledged; the payload in your hands is acknowledged too, unless the
-    close happens under cancellation or because of an exception; prefetched
-    entries are released so other consumers can claim them at once. An
-    iterator dropped without closing acknowledges nothing more, and its
-    entries are reclaimed by other consumers after the idle threshold.
-    """
-
-    def __init__(self, core: ConsumerCore, transport: Transport) -> None:
+    def __init__(
+        self,
+        core: ConsumerCore,
+        transport: Transport,
+        leases: LeaseKeeper | None = None,
+        drain_timeout: float = 5.0,
+    ) -> None:
         self._core = core
         self._transport = transport
+        self._leases = leases
+        self._lease_version = -1
         self._driver = Driver(core.run(), transport)
+        self.drain_timeout = drain_timeout
+        if leases is not None:
+            # A consumer dropped without closing must stop renewing, so that
+            # its entries lapse and others reclaim them.
+            weakref.finalize(self, leases.forget, id(self))
 
     @property
     def name(self) -> str:
@@ -44,40 +50,76 @@ class AsyncConsumer:
         return self._core.config.group
 
     @property
+    def stats(self) -> ConsumerStats:
+        """Counters: delivered, acked, retried, reclaimed, dead-lettered, ..."""
+        return self._core.stats
+
+    @property
     def closed(self) -> bool:
-        """Whether :meth:`aclose` has run (or the consumer failed to start)."""
+        """Whether the consumer was closed."""
         return self._core.state in (ConsumerState.CLOSING, ConsumerState.CLOSED)
 
-    def __aiter__(self) -> AsyncConsumer:
-        return self
+    def _sync_leases(self) -> None:
+        if self._leases is not None and self._core.held_version != self._lease_version:
+            self._lease_version = self._core.held_version
+            cfg = self._core.config
+            self._leases.update(id(self), cfg.group, cfg.consumer, self._core.leases())
 
-    async def __anext__(self) -> dict[str, Any]:
-        return (await self.next_delivery()).payload
-
-    async def next_delivery(self) -> Delivery:
-        """The next delivery: payload with its stream and entry id.
-
-        Raises:
-            StopAsyncIteration: the consumer was closed.
-            ConnectError: Redis could not be reached when consuming started.
-        """
+    async def _next(self) -> Delivery:
         if self.closed:
             raise StopAsyncIteration
-        step = await self._driver.advance()
+        try:
+            step = await self._driver.advance()
+        finally:
+            self._sync_leases()
         if not isinstance(step, Delivery):
             raise StopAsyncIteration
         return step
-
-    async def aclose(self) -> None:
-        """Stop consuming and settle held entries (see the class docstring)."""
-        await self._close(processed=not cancelled())
 
     async def _close(self, *, processed: bool) -> None:
         if self._core.state is ConsumerState.CLOSED:
             return
         self._driver.flow.close()
-        with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
-            await run_flow(self._core.close(processed=processed), self._transport)
+        try:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
+                await run_flow(self._core.close(processed=processed), self._transport)
+        finally:
+            if self._leases is not None:
+                self._leases.forget(id(self))
+
+
+class AsyncConsumer(_Consumer):
+    """Async iterator of payloads for one consumer of a group (the host protocol).
+
+    Asking for the next payload marks the previous one processed (its ack is
+    batched and sent with the next read). :meth:`aclose`, or leaving
+    ``async with``, settles what is held: processed entries are
+    acknowledged; the payload in your hands is acknowledged too, unless the
+    close happens under cancellation or because of an exception; everything
+    else still pending for this consumer is released so other consumers can
+    claim it at once. An iterator dropped without closing acknowledges
+    nothing more: its leases lapse and other consumers reclaim its entries
+    after the idle threshold.
+    """
+
+    def __aiter__(self) -> AsyncConsumer:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        return (await self._next()).payload
+
+    async def next_delivery(self) -> Delivery:
+        """The next delivery: payload with its stream, entry id and delivery count.
+
+        Raises:
+            StopAsyncIteration: the consumer was closed.
+            ConnectError: Redis could not be reached when consuming started.
+        """
+        return await self._next()
+
+    async def aclose(self) -> None:
+        """Stop consuming and settle held entries (see the class docstring)."""
+        await self._close(processed=not cancelled())
 
     async def __aenter__(self) -> AsyncConsumer:
         return self
@@ -89,3 +131,110 @@ class AsyncConsumer:
         tb: TracebackType | None,
     ) -> None:
         await self._close(processed=exc_type is None and not cancelled())
+
+
+class AsyncDelivery:
+    """One delivery to settle explicitly with :meth:`ack` or :meth:`nack`."""
+
+    __slots__ = ("_consumer", "delivery")
+
+    def __init__(self, consumer: AsyncDeliveries, delivery: Delivery) -> None:
+        self._consumer = consumer
+        self.delivery = delivery
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The payload, exactly as published."""
+        return self.delivery.payload
+
+    @property
+    def stream(self) -> str:
+        """The stream it came from."""
+        return self.delivery.stream
+
+    @property
+    def id(self) -> str:
+        """Its entry id."""
+        return self.delivery.id
+
+    @property
+    def deliveries(self) -> int:
+        """How often Redis has delivered it, this time included."""
+        return self.delivery.deliveries
+
+    def __repr__(self) -> str:
+        return (
+            f"AsyncDelivery(stream={self.stream!r}, id={self.id!r}, deliveries={self.deliveries})"
+        )
+
+    async def ack(self) -> None:
+        """Mark it processed; the XACK goes out with the consumer's next round trip.
+
+        Raises:
+            LocalProtocolError: it was settled already.
+        """
+        self._consumer._core.ack(self.delivery.key, time.monotonic())
+
+    async def nack(
+        self, *, delay: float | None = None, error: BaseException | str | None = None
+    ) -> float | None:
+        """Mark it failed: deliver it again after ``delay`` seconds, or dead-letter it.
+
+        Without ``delay`` the wait grows with the delivery count (exponential,
+        capped, with jitter). On its last allowed delivery
+        (``max_deliveries``) the entry goes to the dead-letter stream with
+        ``error``. Returns the delay, or None when it was dead-lettered.
+
+        Raises:
+            LocalProtocolError: it was settled already.
+        """
+        text = None
+        if error is not None:
+            text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        return self._consumer._core.nack(
+            self.delivery.key, time.monotonic(), delay=delay, error=text
+        )
+
+
+class AsyncDeliveries(_Consumer):
+    """Async iterator of :class:`AsyncDelivery` objects to settle explicitly.
+
+    Deliveries may be handled concurrently; up to ``prefetch`` may be
+    unsettled at once (asking for more waits for settlements). While a
+    delivery is unsettled its lease is renewed. :meth:`aclose` (or leaving
+    ``async with``) stops reading, waits up to ``drain_timeout`` for
+    unsettled deliveries, acknowledges what was acked and releases the rest
+    for other consumers at once.
+    """
+
+    def __aiter__(self) -> AsyncDeliveries:
+        return self
+
+    async def __anext__(self) -> AsyncDelivery:
+        return AsyncDelivery(self, await self._next())
+
+    @property
+    def unsettled(self) -> int:
+        """How many handed-out deliveries are neither acked nor nacked."""
+        return len(self._core.outstanding)
+
+    async def aclose(self, drain_timeout: float | None = None) -> None:
+        """Drain (see the class docstring), then settle and release."""
+        if not self.closed and not cancelled():
+            with anyio.move_on_after(
+                self.drain_timeout if drain_timeout is None else drain_timeout
+            ):
+                while self._core.outstanding:
+                    await anyio.sleep(0.01)
+        await self._close(processed=False)
+
+    async def __aenter__(self) -> AsyncDeliveries:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

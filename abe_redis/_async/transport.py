@@ -16,6 +16,7 @@ redis-py exception is mapped to our hierarchy and chained.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any, Protocol
 
 import anyio
@@ -30,11 +31,16 @@ from ..errors import AbeRedisError, ConnectError, TransportError, TransportTimeo
 
 
 class Transport(Protocol):
-    """What drivers need: run one command, close; ``target`` is safe to show."""
+    """What drivers need: run one command, close; ``target`` is safe to show.
+
+    ``execute_blocking`` runs a command from a plain thread (the lease keeper).
+    """
 
     target: str
 
     async def execute(self, cmd: Command[Any]) -> Any: ...
+
+    def execute_blocking(self, cmd: Command[Any]) -> Any: ...
 
     async def aclose(self) -> None: ...
 
@@ -50,8 +56,26 @@ def map_error(exc: Exception, target: str) -> AbeRedisError:
     return TransportError(f"Redis at {target} failed: {type(exc).__name__}: {exc}")
 
 
+# redis-py strips these codes from the message and encodes them in the class;
+# put them back so the core sees what Redis said.
+_CODES: tuple[tuple[type[Exception], str], ...] = (
+    (rex.NoScriptError, "NOSCRIPT"),
+    (rex.ReadOnlyError, "READONLY"),
+    (rex.ExecAbortError, "EXECABORT"),
+    (rex.NoPermissionError, "NOPERM"),
+)
+
+
+def error_reply(exc: rex.ResponseError) -> ErrorReply:
+    """The error reply Redis sent, as a value for the core."""
+    for cls, code in _CODES:
+        if isinstance(exc, cls):
+            return ErrorReply(f"{code} {exc}")
+    return ErrorReply(str(exc))
+
+
 def _replies(raw: list[Any]) -> list[Any]:
-    return [ErrorReply(str(r)) if isinstance(r, rex.ResponseError) else r for r in raw]
+    return [error_reply(r) if isinstance(r, rex.ResponseError) else r for r in raw]
 
 
 def _pool_options(settings: Settings) -> dict[str, Any]:
@@ -67,7 +91,10 @@ def _pool_options(settings: Settings) -> dict[str, Any]:
 
 
 class _Base:
+    """Shared by both transports: AnyOf, and a blocking path for threads."""
+
     target: str
+    _blocking_client: Any
 
     async def execute(self, cmd: Command[Any]) -> Any:
         if isinstance(cmd, AnyOf):
@@ -76,6 +103,20 @@ class _Base:
 
     async def _execute(self, cmd: Command[Any]) -> Any:
         raise NotImplementedError
+
+    def execute_blocking(self, cmd: Command[Any]) -> Any:
+        """Run one command (or pipeline) with the blocking client, from any thread."""
+        try:
+            if isinstance(cmd, Pipeline):
+                pipe = self._blocking_client.pipeline(transaction=cmd.transaction)
+                for sub in cmd.commands:
+                    pipe.execute_command(*sub.to_args())
+                return _replies(pipe.execute(raise_on_error=False))
+            return self._blocking_client.execute_command(*cmd.to_args())
+        except rex.ResponseError as exc:
+            return error_reply(exc)
+        except (rex.RedisError, OSError) as exc:
+            raise map_error(exc, self.target) from exc
 
     async def _any_of(self, cmd: AnyOf) -> list[Any]:
         """Run every member at once; stop the rest when one brings something."""
@@ -100,11 +141,22 @@ class _Base:
         return replies
 
 
-class AsyncioTransport(_Base):
-    """redis.asyncio on the running asyncio loop."""
+def _blocking_client(settings: Settings, max_connections: int | None = None) -> Any:
+    options = _pool_options(settings)
+    if max_connections is not None:
+        options["max_connections"] = max_connections
+    pool = redis.BlockingConnectionPool.from_url(settings.effective_url, **options)
+    client = redis.Redis.from_pool(pool)
+    client.response_callbacks.clear()
+    return client
 
-    def __init__(self, settings: Settings, client: Any = None) -> None:
+
+class AsyncioTransport(_Base):
+    """redis.asyncio on the running asyncio loop (plus a small blocking pool for threads)."""
+
+    def __init__(self, settings: Settings, client: Any = None, blocking_client: Any = None) -> None:
         self.target = settings.redacted_url
+        self._settings = settings
         if client is None:
             pool = redis.asyncio.BlockingConnectionPool.from_url(
                 settings.effective_url, **_pool_options(settings)
@@ -112,6 +164,15 @@ class AsyncioTransport(_Base):
             client = redis.asyncio.Redis.from_pool(pool)  # owns and closes the pool
         client.response_callbacks.clear()
         self._client = client
+        self._given_blocking = blocking_client
+
+    @functools.cached_property
+    def _blocking_client(self) -> Any:
+        # Only the lease thread uses it; two connections are plenty.
+        if self._given_blocking is not None:
+            self._given_blocking.response_callbacks.clear()
+            return self._given_blocking
+        return _blocking_client(self._settings, max_connections=2)
 
     async def _execute(self, cmd: Command[Any]) -> Any:
         try:
@@ -122,12 +183,14 @@ class AsyncioTransport(_Base):
                 return _replies(await pipe.execute(raise_on_error=False))
             return await self._client.execute_command(*cmd.to_args())
         except rex.ResponseError as exc:
-            return ErrorReply(str(exc))
+            return error_reply(exc)
         except (rex.RedisError, OSError) as exc:
             raise map_error(exc, self.target) from exc
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        if "_blocking_client" in self.__dict__:
+            await anyio.to_thread.run_sync(self._blocking_client.close)
 
 
 class ThreadTransport(_Base):
@@ -136,34 +199,18 @@ class ThreadTransport(_Base):
     def __init__(self, settings: Settings, client: Any = None) -> None:
         self.target = settings.redacted_url
         if client is None:
-            pool = redis.BlockingConnectionPool.from_url(
-                settings.effective_url, **_pool_options(settings)
-            )
-            client = redis.Redis.from_pool(pool)
+            client = _blocking_client(settings)
         client.response_callbacks.clear()
-        self._client = client
+        self._blocking_client = client
 
     async def _execute(self, cmd: Command[Any]) -> Any:
         # A blocking read may be abandoned on cancellation: its thread ends
         # within the BLOCK window and the core re-reads what it delivered.
         abandon = isinstance(cmd, XReadGroup) and cmd.block_ms is not None
-        return await anyio.to_thread.run_sync(self._blocking, cmd, abandon_on_cancel=abandon)
-
-    def _blocking(self, cmd: Command[Any]) -> Any:
-        try:
-            if isinstance(cmd, Pipeline):
-                pipe = self._client.pipeline(transaction=cmd.transaction)
-                for sub in cmd.commands:
-                    pipe.execute_command(*sub.to_args())
-                return _replies(pipe.execute(raise_on_error=False))
-            return self._client.execute_command(*cmd.to_args())
-        except rex.ResponseError as exc:
-            return ErrorReply(str(exc))
-        except (rex.RedisError, OSError) as exc:
-            raise map_error(exc, self.target) from exc
+        return await anyio.to_thread.run_sync(self.execute_blocking, cmd, abandon_on_cancel=abandon)
 
     async def aclose(self) -> None:
-        await anyio.to_thread.run_sync(self._client.close)
+        await anyio.to_thread.run_sync(self._blocking_client.close)
 
 
 def running_on_asyncio() -> bool:
@@ -193,7 +240,11 @@ def fakeredis_transport(settings: Settings, server: Any = None) -> Transport:
     server = server if server is not None else fakeredis.FakeServer()
     transport: AsyncioTransport | ThreadTransport
     if running_on_asyncio():
-        transport = AsyncioTransport(settings, client=fakeredis.FakeAsyncRedis(server=server))
+        transport = AsyncioTransport(
+            settings,
+            client=fakeredis.FakeAsyncRedis(server=server),
+            blocking_client=fakeredis.FakeRedis(server=server),
+        )
     else:
         transport = ThreadTransport(settings, client=fakeredis.FakeRedis(server=server))
     transport.target = "fakeredis (in process)"

@@ -17,6 +17,9 @@ from .entries import Delivery, StreamEntry
 
 FIELD = b"data"
 MAX_DEPTH = 64
+MAX_KEY_LENGTH = 256
+MAX_PAYLOAD_BYTES = 1_048_576
+RESERVED_SUFFIX = ":dlq"
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 _decode = json.JSONDecoder().decode
 
@@ -49,12 +52,15 @@ def _check_tree(value: Any, depth: int) -> None:
                 _check_tree(item, depth + 1)
 
 
-def encode_payload(payload: Any) -> tuple[tuple[bytes, bytes], ...]:
+def encode_payload(
+    payload: Any, max_bytes: int = MAX_PAYLOAD_BYTES
+) -> tuple[tuple[bytes, bytes], ...]:
     """Encode a payload into stream fields.
 
     Raises:
-        PayloadError: the payload is not a dict, or holds a value JSON cannot
-            carry exactly (sets, bytes, datetimes, NaN, non-str keys, ...).
+        PayloadError: the payload is not a dict, holds a value JSON cannot
+            carry exactly (sets, bytes, datetimes, NaN, non-str keys, ...),
+            nests too deep, or encodes to more than ``max_bytes``.
     """
     if not isinstance(payload, dict):
         raise PayloadError(f"payload must be a dict (a JSON object), got {type(payload).__name__}")
@@ -63,7 +69,12 @@ def encode_payload(payload: Any) -> tuple[tuple[bytes, bytes], ...]:
         data = _encoder.encode(payload)
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"payload is not JSON-serializable: {exc}") from exc
-    return ((FIELD, data.encode()),)
+    encoded = data.encode()
+    if len(encoded) > max_bytes:
+        raise PayloadError(
+            f"payload is {len(encoded)} bytes encoded, more than the limit of {max_bytes}"
+        )
+    return ((FIELD, encoded),)
 
 
 def decode_entry(entry: StreamEntry) -> Delivery | Undecodable:
@@ -91,14 +102,36 @@ def validate_key(key: Any, *, reserved: str) -> str:
     """Check a stream key given by a caller.
 
     Raises:
-        StreamKeyError: not a str, empty, or the registry's own key.
+        StreamKeyError: not a str, empty, longer than ``MAX_KEY_LENGTH``,
+            holding whitespace or control characters, the registry's own key,
+            or a dead-letter stream's name.
     """
     if not isinstance(key, str):
         raise StreamKeyError(f"stream key must be a str, got {type(key).__name__}")
     if not key:
         raise StreamKeyError("stream key must not be empty")
+    if len(key) > MAX_KEY_LENGTH:
+        raise StreamKeyError(
+            f"stream key is {len(key)} characters long, more than {MAX_KEY_LENGTH}"
+        )
+    if any(c.isspace() or not c.isprintable() for c in key):
+        raise StreamKeyError(f"stream key {key[:40]!r} holds whitespace or control characters")
     if key == reserved:
         raise StreamKeyError(f"stream key {key!r} is reserved for the stream registry")
+    if key.endswith(RESERVED_SUFFIX):
+        raise StreamKeyError(
+            f"stream key {key!r} ends with {RESERVED_SUFFIX!r}, reserved for dead letters"
+        )
+    return key
+
+
+def hash_tag(key: str) -> str:
+    """The part of ``key`` Redis Cluster hashes: its ``{tag}`` if any, else all of it."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            return key[start + 1 : end]
     return key
 
 

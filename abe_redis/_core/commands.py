@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from ..errors import CommandError, RemoteProtocolError
 from .entries import (
     ClaimPage,
+    ConsumerInfo,
     ConsumerPending,
     ErrorReply,
     GroupInfo,
@@ -355,10 +356,12 @@ class XAutoClaim(Command["ClaimPage | GroupMissing"]):
 
 
 @dataclass(frozen=True, slots=True)
-class XClaimRelease(Command[tuple[str, ...]]):
-    """XCLAIM to ourselves with a large IDLE: any live consumer may reclaim the ids at once.
+class XClaimIds(Command[tuple[str, ...]]):
+    """XCLAIM ... JUSTID: take ids without touching their delivery counter.
 
-    JUSTID keeps the delivery counter unchanged.
+    With ``idle_ms`` it sets their idle time: claimed to ourselves with the
+    claim threshold as idle time, entries are *released*, and any live
+    consumer's next XAUTOCLAIM takes them.
     """
 
     name: ClassVar[str] = "XCLAIM"
@@ -366,26 +369,169 @@ class XClaimRelease(Command[tuple[str, ...]]):
     group: str
     consumer: str
     ids: tuple[str, ...]
-    idle_ms: int
+    idle_ms: int | None = None
 
     def to_args(self) -> tuple[Arg, ...]:
-        return (
-            "XCLAIM",
-            self.stream,
-            self.group,
-            self.consumer,
-            0,
-            *self.ids,
-            "IDLE",
-            self.idle_ms,
-            "JUSTID",
-        )
+        idle: tuple[Arg, ...] = () if self.idle_ms is None else ("IDLE", self.idle_ms)
+        return ("XCLAIM", self.stream, self.group, self.consumer, 0, *self.ids, *idle, "JUSTID")
 
     def parse_reply(self, raw: Any) -> tuple[str, ...]:
         raw = _check(self, raw)
         if not isinstance(raw, list | tuple):
             raise RemoteProtocolError("XCLAIM reply is not a list")
         return tuple(text(i) for i in raw)
+
+
+@dataclass(frozen=True, slots=True)
+class XClaimEntries(Command["tuple[StreamEntry, ...] | GroupMissing"]):
+    """XCLAIM returning the entries; counts one more delivery for each."""
+
+    name: ClassVar[str] = "XCLAIM"
+    stream: str
+    group: str
+    consumer: str
+    ids: tuple[str, ...]
+    min_idle_ms: int = 0
+
+    def to_args(self) -> tuple[Arg, ...]:
+        return ("XCLAIM", self.stream, self.group, self.consumer, self.min_idle_ms, *self.ids)
+
+    def parse_reply(self, raw: Any) -> tuple[StreamEntry, ...] | GroupMissing:
+        if isinstance(raw, ErrorReply) and raw.code == "NOGROUP":
+            return GroupMissing(self.stream)
+        raw = _check(self, raw)
+        # Entries deleted from the stream come back as nil (Redis 6) or not at all (7).
+        return parse_entries(self.stream, [e for e in raw or () if e is not None])
+
+
+@dataclass(frozen=True, slots=True)
+class XRange(Command[tuple[StreamEntry, ...]]):
+    """XRANGE with a COUNT."""
+
+    name: ClassVar[str] = "XRANGE"
+    stream: str
+    start: str = "-"
+    end: str = "+"
+    count: int = 100
+
+    def to_args(self) -> tuple[Arg, ...]:
+        return ("XRANGE", self.stream, self.start, self.end, "COUNT", self.count)
+
+    def parse_reply(self, raw: Any) -> tuple[StreamEntry, ...]:
+        return parse_entries(self.stream, _check(self, raw))
+
+
+@dataclass(frozen=True, slots=True)
+class XDel(Command[int]):
+    """XDEL of some ids; the reply counts those that existed."""
+
+    name: ClassVar[str] = "XDEL"
+    stream: str
+    ids: tuple[str, ...]
+
+    def to_args(self) -> tuple[Arg, ...]:
+        return ("XDEL", self.stream, *self.ids)
+
+    def parse_reply(self, raw: Any) -> int:
+        return integer(_check(self, raw))
+
+
+@dataclass(frozen=True, slots=True)
+class XTrimMinId(Command[int]):
+    """XTRIM MINID ~ id: drop entries older than ``min_id``; the reply counts them."""
+
+    name: ClassVar[str] = "XTRIM"
+    stream: str
+    min_id: str
+
+    def to_args(self) -> tuple[Arg, ...]:
+        return ("XTRIM", self.stream, "MINID", "~", self.min_id)
+
+    def parse_reply(self, raw: Any) -> int:
+        return integer(_check(self, raw))
+
+
+@dataclass(frozen=True, slots=True)
+class XTrimMaxLen(Command[int]):
+    """XTRIM MAXLEN ~ n."""
+
+    name: ClassVar[str] = "XTRIM"
+    stream: str
+    maxlen: int
+
+    def to_args(self) -> tuple[Arg, ...]:
+        return ("XTRIM", self.stream, "MAXLEN", "~", self.maxlen)
+
+    def parse_reply(self, raw: Any) -> int:
+        return integer(_check(self, raw))
+
+
+@dataclass(frozen=True, slots=True)
+class XInfoConsumers(Command[tuple[ConsumerInfo, ...]]):
+    """XINFO CONSUMERS of one group."""
+
+    name: ClassVar[str] = "XINFO CONSUMERS"
+    stream: str
+    group: str
+
+    def to_args(self) -> tuple[Arg, ...]:
+        return ("XINFO", "CONSUMERS", self.stream, self.group)
+
+    def parse_reply(self, raw: Any) -> tuple[ConsumerInfo, ...]:
+        raw = _check(self, raw)
+        if not isinstance(raw, list | tuple):
+            raise RemoteProtocolError("XINFO CONSUMERS reply is not a list")
+        rows = []
+        for row in raw:
+            info = _pairs(row)
+            try:
+                rows.append(
+                    ConsumerInfo(
+                        text(info["name"]), integer(info["pending"]), integer(info["idle"])
+                    )
+                )
+            except KeyError as exc:
+                raise RemoteProtocolError(f"XINFO CONSUMERS row lacks {exc}") from None
+        return tuple(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class NoScript:
+    """Redis does not have the script cached yet; send it with EVAL."""
+
+
+@dataclass(frozen=True, slots=True)
+class EvalSha(Command[Any]):
+    """EVALSHA of a cached script; NOSCRIPT is a value (send EVAL next)."""
+
+    name: ClassVar[str] = "EVALSHA"
+    sha: str
+    keys: tuple[str, ...]
+    args: tuple[Arg, ...]
+
+    def to_args(self) -> tuple[Arg, ...]:
+        return ("EVALSHA", self.sha, len(self.keys), *self.keys, *self.args)
+
+    def parse_reply(self, raw: Any) -> Any:
+        if isinstance(raw, ErrorReply) and raw.code == "NOSCRIPT":
+            return NoScript()
+        return _check(self, raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Eval(Command[Any]):
+    """EVAL: run (and cache) a script."""
+
+    name: ClassVar[str] = "EVAL"
+    source: str
+    keys: tuple[str, ...]
+    args: tuple[Arg, ...]
+
+    def to_args(self) -> tuple[Arg, ...]:
+        return ("EVAL", self.source, len(self.keys), *self.keys, *self.args)
+
+    def parse_reply(self, raw: Any) -> Any:
+        return _check(self, raw)
 
 
 @dataclass(frozen=True, slots=True)

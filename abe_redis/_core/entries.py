@@ -29,11 +29,17 @@ class StreamEntry:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """A decoded entry handed to the application."""
+    """A decoded entry handed to the application; ``deliveries`` is Redis's count."""
 
     stream: str
     id: str
     payload: dict[str, Any]
+    deliveries: int = 1
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(stream, id): unique among the entries one consumer holds."""
+        return (self.stream, self.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +89,31 @@ class GroupInfo:
     last_delivered_id: str
     entries_read: int | None
     lag: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerInfo:
+    """One row of XINFO CONSUMERS."""
+
+    name: str
+    pending: int
+    idle_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One record of a dead-letter stream.
+
+    ``id`` is the record's own id (its time is when it was dead-lettered);
+    ``source_id``'s time is when the entry was first published.
+    """
+
+    id: str
+    source_stream: str
+    source_id: str
+    group: str
+    reason: str
+    deliveries: int
+    error: str | None
+    payload: dict[str, Any] | None
+    fields: tuple[tuple[bytes, bytes], ...]

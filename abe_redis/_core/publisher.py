@@ -1,57 +1,186 @@
-"""Publishing: validate, encode, and register the stream in the same round trip.
+"""Publishing: validate, encode, register, write (idempotently if asked), trim.
 
-Consumers find streams through a registry (a Redis set) instead of KEYS or
-SCAN. The first publish of a key (and again every ``REGISTRY_REFRESH``
-seconds, in case the set was flushed) sends ``SADD registry key`` and the
-``XADD`` in one pipeline, SADD first, so a stream holding an entry is always
-in the registry. Keys starting with '_' are health probes: not registered,
-and capped at ``PROBE_MAXLEN`` entries so they cannot grow without bound,
-unless they are listed for consumption (``consumed``), which makes them
-ordinary streams.
+* Consumers find streams through a registry (a Redis set) instead of KEYS or
+  SCAN. The first publish of a key (and again every ``REGISTRY_REFRESH``
+  seconds, in case the set was flushed) sends ``SADD registry key`` in the
+  same round trip as the write, SADD first, so a stream holding an entry is
+  always in the registry.
+* Keys starting with '_' are health probes: not registered, and capped at
+  ``PROBE_MAXLEN`` entries, unless they are listed for consumption.
+* With an idempotency key the write is a Lua script: if a marker for that
+  key exists (it lives ``idempotency_window_ms``), nothing is written and the
+  original entry id is returned; otherwise XADD and the marker are set
+  together. The marker shares the stream's hash tag.
+* Once a publisher has reached Redis, a transport error is retried with
+  backoff for ``retry_budget`` seconds, then raised. Before that first
+  success it is raised at once: a wrong URL is a clear error, not a wait.
+* Every ``trim_every`` publishes (or ``trim_interval`` seconds) of a stream,
+  the stream is trimmed safely (see :mod:`.trimming`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .codec import encode_payload, is_internal, validate_key
-from .commands import Pipeline, SAdd, XAdd
-from .steps import Flow
+from ..errors import TransportError, ValidationError
+from .codec import MAX_PAYLOAD_BYTES, encode_payload, hash_tag, is_internal, validate_key
+from .commands import Command, EvalSha, NoScript, Pipeline, SAdd, XAdd, text
+from .policy import Backoff
+from .scripts import IDEMPOTENT_XADD, call
+from .steps import Flow, Sleep
+from .trimming import safe_trim
+
+logger = logging.getLogger("abe_redis")
 
 REGISTRY_REFRESH = 60.0
 PROBE_MAXLEN = 100
+MAX_IDEMPOTENCY_KEY = 256
+
+
+def idempotency_marker(stream: str, idempotency_key: str) -> str:
+    """The key remembering an idempotency key; same cluster slot as ``stream``."""
+    return f"abe_redis:idem:{{{hash_tag(stream)}}}:{idempotency_key}"
 
 
 @dataclass(slots=True)
 class Publisher:
-    """Per-backend publishing state: which keys were registered, and when."""
+    """Per-backend publishing state and rules (see the module docstring)."""
 
     registry_key: str
     maxlen: int | None = None
     consumed: tuple[str, ...] = ()
+    idempotency_field: str | None = None
+    idempotency_window_ms: int = 600_000
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    retry_budget: float = 5.0
+    trim_every: int = 1000
+    trim_interval: float = 60.0
+    ungrouped_maxlen: int | None = 1_000_000
+    backoff: Backoff = field(default_factory=Backoff)
+    connected: bool = False
     registered: dict[str, float] = field(default_factory=dict)
+    since_trim: dict[str, int] = field(default_factory=dict)
+    last_trim: dict[str, float] = field(default_factory=dict)
 
-    def publish(self, key: Any, payload: Mapping[str, Any], now: float) -> Flow[str]:
+    def publish(
+        self,
+        key: Any,
+        payload: Mapping[str, Any],
+        now: float,
+        idempotency_key: str | None = None,
+    ) -> Flow[str]:
         """Flow that writes one payload and returns its entry id.
 
-        The key and payload are checked when the flow starts, before it
-        yields any command: a bad one raises and nothing is written.
+        The key, payload and idempotency key are checked when the flow
+        starts, before it yields any command: a bad one raises and nothing
+        is written.
         """
         key = validate_key(key, reserved=self.registry_key)
-        fields = encode_payload(payload)
-        if is_internal(key) and key not in self.consumed:
-            xadd = XAdd(key, fields, PROBE_MAXLEN, approximate=False)
-            resume = yield xadd
-            return xadd.parse_reply(resume.reply)
-        xadd = XAdd(key, fields, self.maxlen)
+        fields = encode_payload(payload, self.max_payload_bytes)
+        idem = self._idempotency_key(payload, idempotency_key)
+        probe = is_internal(key) and key not in self.consumed
         since = self.registered.get(key)
-        if since is not None and now - since < REGISTRY_REFRESH:
-            resume = yield xadd
-            return xadd.parse_reply(resume.reply)
-        pipe = Pipeline((SAdd(self.registry_key, key), xadd))
-        resume = yield pipe
-        _, entry_id = pipe.parse_reply(resume.reply)
-        self.registered[key] = resume.now
-        return str(entry_id)
+        register = not probe and (since is None or now - since >= REGISTRY_REFRESH)
+        entry_id = yield from self._with_retries(
+            lambda: self._write(key, fields, idem, probe, register), now
+        )
+        if register:
+            self.registered[key] = now
+        if not probe:
+            yield from self._maybe_trim(key, now)
+        return entry_id
+
+    def _idempotency_key(self, payload: Mapping[str, Any], given: str | None) -> str | None:
+        value: Any = given
+        source = "idempotency_key"
+        if value is None and self.idempotency_field is not None:
+            value = payload.get(self.idempotency_field)
+            source = f"payload field {self.idempotency_field!r}"
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValidationError(f"{source} must be a str or int, got {type(value).__name__}")
+        idem = str(value)
+        if not idem or len(idem) > MAX_IDEMPOTENCY_KEY:
+            raise ValidationError(f"{source} must be 1 to {MAX_IDEMPOTENCY_KEY} characters long")
+        return idem
+
+    def _write(
+        self,
+        key: str,
+        fields: tuple[tuple[bytes, bytes], ...],
+        idem: str | None,
+        probe: bool,
+        register: bool,
+    ) -> Flow[str]:
+        if probe:
+            main: Command[Any] = XAdd(key, fields, PROBE_MAXLEN, approximate=False)
+        elif idem is None:
+            main = XAdd(key, fields, self.maxlen)
+        else:
+            args = (
+                self.idempotency_window_ms,
+                "" if self.maxlen is None else self.maxlen,
+                *(part for pair in fields for part in pair),
+            )
+            keys = (key, idempotency_marker(key, idem))
+            if register:
+                pipe = Pipeline(
+                    (SAdd(self.registry_key, key), EvalSha(IDEMPOTENT_XADD.sha, keys, args))
+                )
+                resume = yield pipe
+                _, reply = pipe.parse_reply(resume.reply)
+                if isinstance(reply, NoScript):
+                    reply = yield from call(IDEMPOTENT_XADD, keys, args)
+            else:
+                reply = yield from call(IDEMPOTENT_XADD, keys, args)
+            created, entry_id = int(reply[0]), text(reply[1])
+            if not created:
+                logger.debug(
+                    "duplicate publish to %s (idempotency key seen); kept %s", key, entry_id
+                )
+            return entry_id
+        if register:
+            pipe = Pipeline((SAdd(self.registry_key, key), main))
+            resume = yield pipe
+            return str(pipe.parse_reply(resume.reply)[1])
+        resume = yield main
+        return str(main.parse_reply(resume.reply))
+
+    def _with_retries(self, make: Callable[[], Flow[str]], now: float) -> Flow[str]:
+        """Run ``make()``; after a transport error, a fresh attempt (within budget)."""
+        started = now
+        while True:
+            try:
+                entry_id = yield from make()
+            except TransportError as exc:
+                if not self.connected:
+                    raise
+                delay = self.backoff.failure(exc, now)
+                if now + delay - started > self.retry_budget:
+                    raise
+                resume = yield Sleep(delay)
+                now = resume.now
+                continue
+            self.connected = True
+            self.backoff.success(now)
+            return entry_id
+
+    def _maybe_trim(self, key: str, now: float) -> Flow[None]:
+        count = self.since_trim.get(key, 0) + 1
+        self.since_trim[key] = count
+        last = self.last_trim.setdefault(key, now)
+        if count < self.trim_every and now - last < self.trim_interval:
+            return
+        self.since_trim[key] = 0
+        self.last_trim[key] = now
+        try:
+            removed = yield from safe_trim(key, self.ungrouped_maxlen)
+        except TransportError as exc:
+            logger.debug("trimming %s skipped: %s", key, exc)
+            return
+        if removed:
+            logger.debug("trimmed %d fully consumed entries from %s", removed, key)

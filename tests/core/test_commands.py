@@ -12,7 +12,13 @@ from abe_redis._core.commands import (
     XAck,
     XAdd,
     XAutoClaim,
-    XClaimRelease,
+    XClaimEntries,
+    XClaimIds,
+    XDel,
+    XInfoConsumers,
+    XRange,
+    XTrimMaxLen,
+    XTrimMinId,
     XGroupCreate,
     XInfoGroups,
     XLen,
@@ -23,6 +29,7 @@ from abe_redis._core.commands import (
 )
 from abe_redis._core.entries import (
     ClaimPage,
+    ConsumerInfo,
     ConsumerPending,
     ErrorReply,
     GroupInfo,
@@ -119,10 +126,49 @@ def test_xautoclaim_redis7_and_redis62_shapes() -> None:
         cmd.parse_reply([b"0-0"])
 
 
-def test_xclaim_release_keeps_delivery_count() -> None:
-    cmd = XClaimRelease("s", "g", "me", ("1-0", "2-0"), 30_000)
-    assert cmd.to_args() == ("XCLAIM", "s", "g", "me", 0, "1-0", "2-0", "IDLE", 30_000, "JUSTID")
-    assert cmd.parse_reply([b"1-0", b"2-0"]) == ("1-0", "2-0")
+def test_xclaim_ids_and_release() -> None:
+    release = XClaimIds("s", "g", "me", ("1-0", "2-0"), 30_000)
+    assert release.to_args() == (
+        "XCLAIM",
+        "s",
+        "g",
+        "me",
+        0,
+        "1-0",
+        "2-0",
+        "IDLE",
+        30_000,
+        "JUSTID",
+    )
+    assert release.parse_reply([b"1-0", b"2-0"]) == ("1-0", "2-0")
+    assert XClaimIds("s", "g", "me", ("1-0",)).to_args()[-2:] == ("1-0", "JUSTID")
+
+
+def test_xclaim_entries_skips_deleted_ones() -> None:
+    cmd = XClaimEntries("s", "g", "me", ("1-0", "2-0"))
+    assert cmd.to_args() == ("XCLAIM", "s", "g", "me", 0, "1-0", "2-0")
+    assert cmd.parse_reply([[b"1-0", [b"data", b"{}"]], None]) == (
+        StreamEntry("s", "1-0", ((b"data", b"{}"),)),
+    )
+    assert cmd.parse_reply(ErrorReply("NOGROUP x")) == GroupMissing("s")
+
+
+def test_xrange_xdel_xtrim() -> None:
+    assert XRange("s", count=5).to_args() == ("XRANGE", "s", "-", "+", "COUNT", 5)
+    assert XRange("s").parse_reply([[b"1-0", [b"a", b"b"]]]) == (
+        StreamEntry("s", "1-0", ((b"a", b"b"),)),
+    )
+    assert XDel("s", ("1-0",)).to_args() == ("XDEL", "s", "1-0")
+    assert XTrimMinId("s", "5-0").to_args() == ("XTRIM", "s", "MINID", "~", "5-0")
+    assert XTrimMaxLen("s", 10).to_args() == ("XTRIM", "s", "MAXLEN", "~", 10)
+    assert XTrimMinId("s", "5-0").parse_reply(3) == 3
+
+
+def test_xinfo_consumers() -> None:
+    row = [b"name", b"c1", b"pending", 2, b"idle", 1500]
+    assert XInfoConsumers("s", "g").parse_reply([row]) == (ConsumerInfo("c1", 2, 1500),)
+    with pytest.raises(RemoteProtocolError):
+        XInfoConsumers("s", "g").parse_reply([[b"name", b"c1"]])
 
 
 def test_xack_sadd_smembers_xlen() -> None:

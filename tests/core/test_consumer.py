@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -7,13 +8,16 @@ import pytest
 from abe_redis._core.commands import (
     NOT_RUN,
     AnyOf,
+    EvalSha,
     Pipeline,
     SMembers,
     XAck,
     XAdd,
     XAutoClaim,
-    XClaimRelease,
+    XClaimEntries,
+    XClaimIds,
     XGroupCreate,
+    XPendingRange,
     XReadGroup,
 )
 from abe_redis._core.consumer import (
@@ -23,12 +27,17 @@ from abe_redis._core.consumer import (
     ConsumerState,
 )
 from abe_redis._core.entries import Delivery, ErrorReply
+from abe_redis._core.policy import GroupPolicy, RedeliveryPolicy
+from abe_redis._core.scripts import DELETE_STALE_CONSUMERS
 from abe_redis._core.steps import Interrupted, Sleep
-from abe_redis.errors import ConnectError, LocalProtocolError
+from abe_redis.errors import ConnectError, GroupMissingError, LocalProtocolError
 
 from .helpers import Player, entry
 
-CFG = ConsumerConfig(group="g", consumer="c", registry_key="reg", prefetch=10)
+CFG = ConsumerConfig(
+    group="g", consumer="c", registry_key="reg", prefetch=10, stale_consumer_ms=None
+)
+EXPLICIT = dataclasses.replace(CFG, auto_ack=False, redelivery=RedeliveryPolicy(max_deliveries=3))
 EMPTY_CLAIM = [b"0-0", [], []]
 
 
@@ -44,15 +53,29 @@ def claim(stream: str = "s", start: str = "0-0") -> XAutoClaim:
     return XAutoClaim(stream, "g", "c", 30_000, start, 10)
 
 
-def started(streams: list[bytes] | None = None) -> tuple[ConsumerCore, Player[None]]:
-    """A consumer past discovery and its first (empty) pipelined read."""
-    core = ConsumerCore(CFG)
+def counts(*rows: tuple[str, int]) -> list[Any]:
+    """Reply to one XPENDING range query: (id, deliveries) rows owned by us."""
+    return [[[i.encode(), b"c", 10, n] for i, n in rows]]
+
+
+def started(
+    streams: list[bytes] | None = None, config: ConsumerConfig = CFG
+) -> tuple[ConsumerCore, Player[None]]:
+    """A consumer past discovery, at its first pipelined read."""
+    core = ConsumerCore(config)
     player = Player(core.run())
     assert player.step == SMembers("reg")
     player.reply(streams if streams is not None else [b"s"])
     assert isinstance(player.step, Pipeline)
     player.reply([b"OK"] * len(player.step.commands))
     return core, player
+
+
+def delivered(player: Player[None], *items: tuple[str, bytes]) -> None:
+    """Answer the first read with new entries (delivery count 1)."""
+    player.reply([[[b"s", []]], EMPTY_CLAIM])
+    assert isinstance(player.step, XReadGroup)
+    player.reply([[b"s", [entry(i, data) for i, data in items]]])
 
 
 def test_start_creates_groups_from_zero_and_skips_probe_streams() -> None:
@@ -71,12 +94,20 @@ def test_first_read_is_of_our_own_pending_entries_then_blocks_for_new() -> None:
     player.reply([[[b"s", []]], EMPTY_CLAIM])
     assert player.step == new(block=1000)
     player.reply([[b"s", [entry("1-0", b'{"n":1}')]]])
-    assert player.step == Delivery("s", "1-0", {"n": 1})
+    assert player.step == Delivery("s", "1-0", {"n": 1}, 1)
+
+
+def test_re_read_entries_get_their_delivery_count_from_redis() -> None:
+    _, player = started()
+    player.reply([[[b"s", [entry("1-0", b'{"n":1}')]]], EMPTY_CLAIM])
+    assert player.step == Pipeline((XPendingRange("s", "g", "1-0", "1-0", 17, "c"),))
+    player.reply(counts(("1-0", 3)))
+    assert player.step == Delivery("s", "1-0", {"n": 1}, 3)
 
 
 def test_ack_only_after_the_host_asks_for_the_next_and_rides_with_the_read() -> None:
     core, player = started()
-    player.reply([[[b"s", [entry("1-0", b'{"n":1}'), entry("2-0", b'{"n":2}')]]], EMPTY_CLAIM])
+    delivered(player, ("1-0", b'{"n":1}'), ("2-0", b'{"n":2}'))
     assert player.step == Delivery("s", "1-0", {"n": 1})
     assert core.acks == {}
     player.reply()
@@ -88,12 +119,12 @@ def test_ack_only_after_the_host_asks_for_the_next_and_rides_with_the_read() -> 
     player.reply([2, None])
     assert core.acks == {}
     assert core.held == set()
+    assert core.stats.acked == 2
 
 
 def test_acks_are_flushed_on_their_own_when_they_wait_too_long() -> None:
     _, player = started()
-    many = [entry(f"{i}-0", b"{}") for i in range(1, 4)]
-    player.reply([[[b"s", many]], EMPTY_CLAIM])
+    delivered(player, *((f"{i}-0", b"{}") for i in range(1, 4)))
     player.reply(advance=0.1)  # 1-0 done
     assert isinstance(player.step, Delivery)
     player.reply(advance=0.2)  # 2-0 done, first ack is 0.2 s old
@@ -106,6 +137,7 @@ def test_history_read_continues_until_a_short_page() -> None:
     core, player = started()
     page = [entry(f"{i}-0", b"{}") for i in range(1, 11)]
     player.reply([[[b"s", page]], EMPTY_CLAIM])
+    player.reply(counts(*((f"{i}-0", 2) for i in range(1, 11))))
     for _ in range(10):
         assert isinstance(player.step, Delivery)
         player.reply()
@@ -187,16 +219,28 @@ def test_interrupted_command_is_sent_again_without_sleeping() -> None:
     assert core.backoff.attempts == 0
 
 
-def test_vanished_group_is_recreated() -> None:
-    _, player = started()
+def test_vanished_group_is_recreated_by_default() -> None:
+    core, player = started()
     player.reply([ErrorReply("NOGROUP No such key 's'"), EMPTY_CLAIM])
     assert player.step == XGroupCreate("s", "g", "0")
+    player.reply(b"OK")
+    assert core.stats.groups_recreated == 1
+
+
+def test_vanished_group_policy_from_end_and_fail() -> None:
+    _, player = started(
+        config=dataclasses.replace(CFG, on_missing_group=GroupPolicy.RECREATE_FROM_END)
+    )
+    player.reply([ErrorReply("NOGROUP No such key 's'"), EMPTY_CLAIM])
+    assert player.step == XGroupCreate("s", "g", "$")
+    _, player = started(config=dataclasses.replace(CFG, on_missing_group=GroupPolicy.FAIL))
+    with pytest.raises(GroupMissingError, match="vanished"):
+        player.reply([ErrorReply("NOGROUP No such key 's'"), EMPTY_CLAIM])
 
 
 def test_undecodable_entries_go_to_the_dead_letter_stream_atomically() -> None:
     core, player = started()
-    foreign = [b"9-0", [b"payload", b"x"]]
-    player.reply([[[b"s", [foreign, entry("10-0", b"{}")]]], EMPTY_CLAIM])
+    delivered(player, ("9-0", b"{not json"), ("10-0", b"{}"))
     step = player.step
     assert isinstance(step, Pipeline)
     assert step.transaction is True
@@ -205,19 +249,47 @@ def test_undecodable_entries_go_to_the_dead_letter_stream_atomically() -> None:
     assert dlq.stream == "s:dlq"
     fields = dict(dlq.fields)
     assert fields[b"source_id"] == b"9-0"
-    assert fields[b"field:payload"] == b"x"
-    assert b"no 'data' field" in fields[b"reason"]
+    assert fields[b"data"] == b"{not json"
+    assert fields[b"deliveries"] == b"1"
+    assert b"not valid UTF-8 JSON" in fields[b"reason"]
     assert ack == XAck("s", "g", ("9-0",))
     player.reply([b"11-0", 1])
     assert player.step == Delivery("s", "10-0", {})
-    assert core.dead_lettered == 1
+    assert core.stats.dead_lettered == 1
+
+
+def test_foreign_fields_are_kept_under_a_prefix() -> None:
+    _, player = started()
+    player.reply([[[b"s", []]], EMPTY_CLAIM])
+    player.reply([[b"s", [[b"9-0", [b"payload", b"x"]]]]])
+    assert isinstance(player.step, Pipeline)
+    dlq = player.step.commands[0]
+    assert isinstance(dlq, XAdd)
+    assert dict(dlq.fields)[b"field:payload"] == b"x"
+
+
+def test_entries_delivered_too_often_are_dead_lettered_not_delivered() -> None:
+    core, player = started()
+    page = [b"7-0", [entry("5-0", b'{"n":5}'), entry("6-0", b'{"n":6}')], []]
+    player.reply([[[b"s", []]], page])
+    player.reply(counts(("5-0", 6), ("6-0", 2)))
+    step = player.step
+    assert isinstance(step, Pipeline)
+    assert step.transaction
+    record = dict(step.commands[0].fields)  # type: ignore[attr-defined]
+    assert record[b"reason"] == b"delivered 6 times, more than max_deliveries=5"
+    assert record[b"deliveries"] == b"6"
+    player.reply([b"8-0", 1])
+    assert player.step == Delivery("s", "6-0", {"n": 6}, 2)
+    assert core.stats.reclaimed == 2
 
 
 def test_reclaimed_entries_are_delivered_and_not_duplicated() -> None:
     core, player = started()
     page = [b"7-0", [entry("5-0", b'{"n":5}'), entry("5-0", b'{"n":5}')], [b"6-0"]]
     player.reply([[[b"s", []]], page])
-    assert player.step == Delivery("s", "5-0", {"n": 5})
+    player.reply(counts(("5-0", 2)))
+    assert player.step == Delivery("s", "5-0", {"n": 5}, 2)
     assert core.streams["s"].claim_from == "7-0"
     player.reply()
     assert player.step == Pipeline((XAck("s", "g", ("5-0",)), new()))
@@ -237,30 +309,98 @@ def test_claims_run_on_their_interval() -> None:
     assert isinstance(step.commands[-1], XAutoClaim)
 
 
-def test_close_acks_processed_and_in_hand_and_releases_prefetched() -> None:
+def test_explicit_mode_does_not_ack_on_next() -> None:
+    core, player = started(config=EXPLICIT)
+    delivered(player, ("1-0", b"{}"), ("2-0", b"{}"))
+    player.reply()
+    assert player.step == Delivery("s", "2-0", {})
+    assert core.acks == {}
+    assert set(core.outstanding) == {("s", "1-0"), ("s", "2-0")}
+    core.ack(("s", "2-0"), now=0.0)
+    assert core.acks == {"s": ["2-0"]}
+    with pytest.raises(LocalProtocolError, match="settled already"):
+        core.ack(("s", "2-0"), now=0.0)
+    with pytest.raises(LocalProtocolError, match="never delivered"):
+        core.nack(("s", "9-0"), now=0.0)
+
+
+def test_nack_retries_after_a_backoff_then_redelivers_with_the_count() -> None:
+    core, player = started(config=EXPLICIT)
+    delivered(player, ("1-0", b'{"n":1}'))
+    delay = core.nack(("s", "1-0"), now=0.0, error="boom")
+    assert delay is not None
+    assert 0.5 <= delay <= 1.0  # first failure: between half and all of retry_base
+    player.reply()
+    read = player.step
+    assert isinstance(read, Pipeline)  # nothing to read yet; the retry is not due
+    player.reply([None])
+    assert isinstance(player.step, XReadGroup)
+    assert player.step.block_ms is not None
+    assert player.step.block_ms <= 1000
+    player.reply(None, advance=1.0)
+    assert player.step == Pipeline((new(), XClaimEntries("s", "g", "c", ("1-0",))))
+    player.reply([None, [entry("1-0", b'{"n":1}')]])
+    assert player.step == Pipeline((XPendingRange("s", "g", "1-0", "1-0", 17, "c"),))
+    player.reply(counts(("1-0", 2)))
+    assert player.step == Delivery("s", "1-0", {"n": 1}, 2)
+    assert core.stats.retried == 1
+
+
+def test_failing_on_the_last_allowed_delivery_dead_letters_with_the_error() -> None:
+    core, player = started(config=EXPLICIT)
+    player.reply([[[b"s", [entry("1-0", b'{"n":1}')]]], EMPTY_CLAIM])
+    player.reply(counts(("1-0", 3)))
+    assert player.step == Delivery("s", "1-0", {"n": 1}, 3)
+    assert core.nack(("s", "1-0"), now=0.0, error="ValueError: bad") is None
+    player.reply()
+    step = player.step
+    assert isinstance(step, Pipeline)
+    record = dict(step.commands[0].fields)  # type: ignore[attr-defined]
+    assert record[b"error"] == b"ValueError: bad"
+    assert record[b"data"] == b'{"n":1}'
+    assert record[b"reason"] == b"failed on delivery 3 of 3"
+    assert step.commands[1] == XAck("s", "g", ("1-0",))
+
+
+def test_stale_consumers_are_removed_by_an_atomic_script() -> None:
+    config = dataclasses.replace(CFG, stale_consumer_ms=3_600_000)
+    _, player = started(config=config)
+    assert player.step == EvalSha(DELETE_STALE_CONSUMERS.sha, ("s",), ("g", "c", 3_600_000))
+    player.reply(ErrorReply("NOSCRIPT No matching script"))
+    assert player.step is not None
+    assert player.step.to_args()[0] == "EVAL"  # type: ignore[union-attr]
+    player.reply([b"old-consumer"])
+    assert player.step == Pipeline((history(), claim()))
+
+
+def test_close_acks_processed_and_in_hand_and_releases_the_rest() -> None:
     core, player = started()
-    player.reply([[[b"s", [entry(f"{i}-0", b"{}") for i in (1, 2, 3)]]], EMPTY_CLAIM])
+    delivered(player, *((f"{i}-0", b"{}") for i in (1, 2, 3)))
     player.reply()  # 1-0 processed, 2-0 in hand, 3-0 prefetched
     player.flow.close()
     closing = Player(core.close(processed=True))
-    assert closing.step == Pipeline(
-        (XAck("s", "g", ("1-0", "2-0")), XClaimRelease("s", "g", "c", ("3-0",), 30_000))
-    )
-    closing.reply([2, [b"3-0"]])
+    mine = XPendingRange("s", "g", count=10_000, consumer="c")
+    assert closing.step == Pipeline((XAck("s", "g", ("1-0", "2-0")), mine))
+    closing.reply([2, [[b"3-0", b"c", 5, 1]]])
+    assert closing.step == Pipeline((XClaimIds("s", "g", "c", ("3-0",), 30_000),))
+    closing.reply([[b"3-0"]])
     assert closing.done
     assert core.state is ConsumerState.CLOSED
+    assert core.stats.released == 1
 
 
 def test_close_under_cancellation_releases_the_entry_in_hand() -> None:
     core, player = started()
-    player.reply([[[b"s", [entry("1-0", b"{}")]]], EMPTY_CLAIM])
+    delivered(player, ("1-0", b"{}"))
     closing = Player(core.close(processed=False))
-    assert closing.step == Pipeline((XClaimRelease("s", "g", "c", ("1-0",), 30_000),))
+    assert closing.step == Pipeline((XPendingRange("s", "g", count=10_000, consumer="c"),))
+    closing.reply([[[b"1-0", b"c", 5, 1]]])
+    assert closing.step == Pipeline((XClaimIds("s", "g", "c", ("1-0",), 30_000),))
 
 
 def test_close_survives_a_transport_error() -> None:
     core, player = started()
-    player.reply([[[b"s", [entry("1-0", b"{}")]]], EMPTY_CLAIM])
+    delivered(player, ("1-0", b"{}"))
     closing = Player(core.close(processed=True))
     closing.throw(ConnectError("gone"))
     assert closing.done
@@ -273,6 +413,20 @@ def test_close_before_start_sends_nothing() -> None:
     assert core.state is ConsumerState.CLOSED
 
 
+def test_leases_cover_everything_held() -> None:
+    core, player = started(config=EXPLICIT)
+    delivered(player, ("1-0", b"{}"), ("2-0", b"{}"))
+    assert core.leases() == {"s": ("1-0", "2-0")} or core.leases() == {"s": ("2-0", "1-0")}
+    version = core.held_version
+    player.reply()
+    core.ack(("s", "1-0"), now=0.0)
+    core.ack(("s", "2-0"), now=0.0)
+    player.reply()
+    player.reply([2, None])
+    assert core.leases() == {}
+    assert core.held_version > version
+
+
 def test_transition_table_is_enforced() -> None:
     core = ConsumerCore(CFG)
     with pytest.raises(LocalProtocolError, match="from new to running"):
@@ -282,6 +436,6 @@ def test_transition_table_is_enforced() -> None:
 
 
 def test_explicit_streams_skip_the_registry() -> None:
-    cfg = ConsumerConfig(group="g", consumer="c", registry_key="reg", streams=("_probe", "x"))
+    cfg = dataclasses.replace(CFG, streams=("_probe", "x"))
     player: Player[Any] = Player(ConsumerCore(cfg).run())
     assert player.step == Pipeline((XGroupCreate("_probe", "g", "0"), XGroupCreate("x", "g", "0")))

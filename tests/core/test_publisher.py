@@ -4,9 +4,23 @@ from typing import Any
 
 import pytest
 
-from abe_redis._core.commands import Pipeline, SAdd, XAdd
-from abe_redis._core.publisher import PROBE_MAXLEN, REGISTRY_REFRESH, Publisher
-from abe_redis.errors import PayloadError, StreamKeyError
+from abe_redis._core.commands import (
+    Eval,
+    EvalSha,
+    Pipeline,
+    SAdd,
+    XAdd,
+    XInfoGroups,
+    XPendingSummary,
+    XTrimMaxLen,
+    XTrimMinId,
+)
+from abe_redis._core.entries import ErrorReply, GroupInfo, PendingSummary
+from abe_redis._core.publisher import PROBE_MAXLEN, REGISTRY_REFRESH, Publisher, idempotency_marker
+from abe_redis._core.scripts import IDEMPOTENT_XADD
+from abe_redis._core.steps import Sleep
+from abe_redis._core.trimming import safe_trim, trim_floor
+from abe_redis.errors import ConnectError, PayloadError, StreamKeyError, ValidationError
 
 from .helpers import Player
 
@@ -66,3 +80,127 @@ def test_bad_input_raises_before_any_command(
     flow = Publisher("reg").publish(key, payload, 0.0)
     with pytest.raises(error):
         next(flow)
+
+
+def connected(pub: Publisher) -> Publisher:
+    """A publisher that has reached Redis once (so it retries)."""
+    flow = Player(pub.publish("warm", {"a": 1}, 0.0))
+    flow.reply([1, b"0-1"])
+    return pub
+
+
+def test_idempotent_publish_uses_the_script_with_a_marker_in_the_same_slot() -> None:
+    pub = Publisher("reg", idempotency_window_ms=60_000)
+    player = Player(pub.publish("events", {"a": 1}, 0.0, idempotency_key="Ev1"))
+    step = player.step
+    assert isinstance(step, Pipeline)
+    sadd, script = step.commands
+    assert sadd == SAdd("reg", "events")
+    assert isinstance(script, EvalSha)
+    assert script.sha == IDEMPOTENT_XADD.sha
+    assert script.keys == ("events", "abe_redis:idem:{events}:Ev1")
+    assert script.args == (60_000, "", b"data", b'{"a":1}')
+    player.reply([1, [1, b"5-0"]])
+    assert player.result == "5-0"
+
+
+def test_a_duplicate_returns_the_original_id() -> None:
+    pub = connected(Publisher("reg"))
+    pub.registered["events"] = 0.0
+    player = Player(pub.publish("events", {"a": 1}, 1.0, idempotency_key="Ev1"))
+    assert isinstance(player.step, EvalSha)
+    player.reply(ErrorReply("NOSCRIPT No matching script"))
+    assert isinstance(player.step, Eval)  # not cached yet: sent in full
+    player.reply([0, b"5-0"])
+    assert player.result == "5-0"
+
+
+def test_the_idempotency_key_can_come_from_a_payload_field() -> None:
+    pub = Publisher("reg", idempotency_field="event_id")
+    player = Player(pub.publish("events", {"event_id": "Ev9"}, 0.0))
+    assert isinstance(player.step, Pipeline)
+    script = player.step.commands[1]
+    assert isinstance(script, EvalSha)
+    assert script.keys[1] == "abe_redis:idem:{events}:Ev9"
+
+
+def test_the_marker_follows_an_existing_hash_tag() -> None:
+    assert idempotency_marker("{tenant1}.events", "k") == "abe_redis:idem:{tenant1}:k"
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 300, 1.5, True])
+def test_bad_idempotency_keys_are_refused(bad: Any) -> None:
+    with pytest.raises(ValidationError, match="idempotency_key"):
+        next(Publisher("reg").publish("e", {"a": 1}, 0.0, idempotency_key=bad))
+
+
+def test_oversize_payloads_are_refused_before_writing() -> None:
+    pub = Publisher("reg", max_payload_bytes=100)
+    with pytest.raises(PayloadError, match="more than the limit of 100"):
+        next(pub.publish("e", {"a": "x" * 200}, 0.0))
+
+
+@pytest.mark.parametrize(
+    "key", ["has space", "tab\\there", "nl\\n", "x" * 257, "events:dlq", "\\x00"]
+)
+def test_bad_keys_are_refused(key: str) -> None:
+    with pytest.raises(StreamKeyError):
+        next(Publisher("reg").publish(key.encode().decode("unicode_escape"), {"a": 1}, 0.0))
+
+
+def test_first_publish_raises_transport_errors_at_once() -> None:
+    player = Player(Publisher("reg").publish("e", {"a": 1}, 0.0))
+    with pytest.raises(ConnectError):
+        player.throw(ConnectError("refused"))
+
+
+def test_a_connected_publisher_retries_within_its_budget_then_raises() -> None:
+    pub = connected(Publisher("reg", retry_budget=1.0))
+    player = Player(pub.publish("warm", {"a": 2}, 0.0))
+    first = player.step
+    player.throw(ConnectError("reset"))
+    assert isinstance(player.step, Sleep)
+    player.reply(advance=player.step.seconds)
+    assert player.step == first  # a fresh attempt of the same write
+    with pytest.raises(ConnectError):
+        for _ in range(20):
+            player.throw(ConnectError("still down"))
+            assert isinstance(player.step, Sleep)
+            player.reply(advance=player.step.seconds)
+
+
+def test_streams_are_trimmed_safely_every_n_publishes() -> None:
+    pub = Publisher("reg", trim_every=2)
+    pub.registered["e"] = 0.0
+    first = Player(pub.publish("e", {"a": 1}, 0.0))
+    first.reply(b"1-0")
+    assert first.done
+    second = Player(pub.publish("e", {"a": 1}, 0.1))
+    second.reply(b"2-0")
+    assert second.step == XInfoGroups("e")
+    row = [b"name", b"g", b"consumers", 1, b"pending", 1, b"last-delivered-id", b"9-0"]
+    second.reply([row])
+    assert second.step == Pipeline((XPendingSummary("e", "g"),))
+    second.reply([[1, b"4-0", b"4-0", [[b"c", b"1"]]]])
+    assert second.step == XTrimMinId("e", "4-0")
+    second.reply(3)
+    assert second.result == "2-0"
+
+
+def test_streams_without_groups_are_capped() -> None:
+    flow = Player(safe_trim("e", ungrouped_maxlen=1000))
+    flow.reply([])
+    assert flow.step == XTrimMaxLen("e", 1000)
+    assert Player(safe_trim("e", None)).reply([]) is None
+
+
+def test_trim_floor_is_the_slowest_groups_oldest_unfinished_entry() -> None:
+    fast = GroupInfo("fast", 1, 0, "100-0", 100, 0)
+    slow = GroupInfo("slow", 1, 2, "40-0", 40, 60)
+    idle = GroupInfo("new", 0, 0, "0-0", 0, 100)
+    none = PendingSummary(0, None, None, ())
+    some = PendingSummary(2, "30-0", "40-0", ())
+    assert trim_floor([fast, slow], [none, some]) == "30-0"
+    assert trim_floor([fast], [none]) == "100-0"
+    assert trim_floor([fast, idle], [none, none]) is None  # a group that read nothing yet
+    assert trim_floor([], []) is None
