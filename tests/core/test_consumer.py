@@ -355,7 +355,7 @@ def test_failing_on_the_last_allowed_delivery_dead_letters_with_the_error() -> N
     player.reply()
     step = player.step
     assert isinstance(step, Pipeline)
-    record = dict(step.commands[0].fields)  # type: ignore[attr-defined]
+    record = dict(step.commands[0].fields)
     assert record[b"error"] == b"ValueError: bad"
     assert record[b"data"] == b'{"n":1}'
     assert record[b"reason"] == b"failed on delivery 3 of 3"

@@ -140,12 +140,10 @@ def test_oversize_payloads_are_refused_before_writing() -> None:
         next(pub.publish("e", {"a": "x" * 200}, 0.0))
 
 
-@pytest.mark.parametrize(
-    "key", ["has space", "tab\\there", "nl\\n", "x" * 257, "events:dlq", "\\x00"]
-)
+@pytest.mark.parametrize("key", ["has space", "tab\there", "nl\n", "x" * 257, "a:dlq", "\x00"])
 def test_bad_keys_are_refused(key: str) -> None:
     with pytest.raises(StreamKeyError):
-        next(Publisher("reg").publish(key.encode().decode("unicode_escape"), {"a": 1}, 0.0))
+        next(Publisher("reg").publish(key, {"a": 1}, 0.0))
 
 
 def test_first_publish_raises_transport_errors_at_once() -> None:
@@ -162,7 +160,7 @@ def test_a_connected_publisher_retries_within_its_budget_then_raises() -> None:
     assert isinstance(player.step, Sleep)
     player.reply(advance=player.step.seconds)
     assert player.step == first  # a fresh attempt of the same write
-    with pytest.raises(ConnectError):
+    with pytest.raises(ConnectError):  # noqa: PT012 - the budget runs out inside the loop
         for _ in range(20):
             player.throw(ConnectError("still down"))
             assert isinstance(player.step, Sleep)
