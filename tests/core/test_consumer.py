@@ -368,7 +368,7 @@ def test_stale_consumers_are_removed_by_an_atomic_script() -> None:
     assert player.step == EvalSha(DELETE_STALE_CONSUMERS.sha, ("s",), ("g", "c", 3_600_000))
     player.reply(ErrorReply("NOSCRIPT No matching script"))
     assert player.step is not None
-    assert player.step.to_args()[0] == "EVAL"  # type: ignore[union-attr]
+    assert player.step.to_args()[0] == "EVAL"
     player.reply([b"old-consumer"])
     assert player.step == Pipeline((history(), claim()))
 
