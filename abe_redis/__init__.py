@@ -11,9 +11,12 @@ Public API:
 from __future__ import annotations
 
 from ._async.backend import RedisMessageQueueBackend
-from ._async.consumer import AsyncConsumer
-from ._core.entries import Delivery, GroupInfo, PendingEntry, PendingSummary
-from ._sync.backend import SyncConsumer, SyncRedisQueue
+from ._async.consumer import AsyncConsumer, AsyncDeliveries, AsyncDelivery
+from ._core.consumer import ConsumerStats
+from ._core.deadletters import ReplayResult
+from ._core.entries import DeadLetter, Delivery, GroupInfo, PendingEntry, PendingSummary
+from ._core.policy import GroupPolicy
+from ._sync.backend import SyncConsumer, SyncDeliveries, SyncDelivery, SyncRedisQueue
 from .config import Settings
 from .errors import (
     AbeRedisError,
@@ -21,6 +24,7 @@ from .errors import (
     CommandError,
     ConfigError,
     ConnectError,
+    GroupMissingError,
     LocalProtocolError,
     PayloadError,
     ProtocolError,
@@ -36,12 +40,18 @@ __version__ = "0.2.0"
 __all__ = [
     "AbeRedisError",
     "AsyncConsumer",
+    "AsyncDeliveries",
+    "AsyncDelivery",
     "BackendClosed",
     "CommandError",
     "ConfigError",
     "ConnectError",
+    "ConsumerStats",
+    "DeadLetter",
     "Delivery",
     "GroupInfo",
+    "GroupMissingError",
+    "GroupPolicy",
     "LocalProtocolError",
     "PayloadError",
     "PendingEntry",
@@ -49,9 +59,12 @@ __all__ = [
     "ProtocolError",
     "RedisMessageQueueBackend",
     "RemoteProtocolError",
+    "ReplayResult",
     "Settings",
     "StreamKeyError",
     "SyncConsumer",
+    "SyncDeliveries",
+    "SyncDelivery",
     "SyncRedisQueue",
     "TransportError",
     "TransportTimeout",

@@ -9,59 +9,93 @@ share one queue.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
-from types import TracebackType
-from typing import Any, TypeVar
+import logging
+import signal
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from types import FrameType, TracebackType
+from typing import Any, Generic, TypeVar
 
 from anyio.from_thread import BlockingPortal, BlockingPortalProvider
 
 from .._async.backend import RedisMessageQueueBackend
-from .._async.consumer import AsyncConsumer
+from .._async.consumer import AsyncConsumer, AsyncDeliveries, AsyncDelivery, _Consumer
 from .._async.transport import Transport
-from .._core.entries import Delivery, GroupInfo, PendingEntry, PendingSummary
+from .._core.consumer import ConsumerStats
+from .._core.deadletters import ReplayResult
+from .._core.entries import DeadLetter, Delivery, GroupInfo, PendingEntry, PendingSummary
 from ..config import Settings
 from ..errors import BackendClosed
 
 T = TypeVar("T")
+C = TypeVar("C", bound=_Consumer)
+logger = logging.getLogger("abe_redis")
 
 
-class SyncConsumer:
-    """Blocking iterator of payloads; see :class:`~abe_redis.AsyncConsumer` for acks.
+class _SyncIterator(Generic[C]):
+    """Blocking face of one async consumer; :meth:`stop` is thread- and signal-safe."""
 
-    Use it in a ``with`` block (or call :meth:`close`) so what you processed
-    is acknowledged and prefetched entries are released at once.
-    """
-
-    def __init__(self, portal: BlockingPortal, consumer: AsyncConsumer) -> None:
+    def __init__(self, portal: BlockingPortal, consumer: C) -> None:
         self._portal = portal
         self._consumer = consumer
+        self._stopping = threading.Event()
 
     @property
     def name(self) -> str:
         """This consumer's name in its group."""
         return self._consumer.name
 
+    @property
+    def stats(self) -> ConsumerStats:
+        """Counters: delivered, acked, retried, reclaimed, dead-lettered, ..."""
+        return self._consumer.stats
+
+    def stop(self) -> None:
+        """Ask the iterator to end: the next ``next()`` stops instead of reading.
+
+        Safe to call from another thread or a signal handler. A read already
+        waiting ends within the BLOCK window; what it fetched is released.
+        """
+        self._stopping.set()
+
+    def _next_delivery(self) -> Delivery:
+        if self._stopping.is_set():
+            raise StopIteration
+        try:
+            delivery = self._portal.call(self._consumer._next)
+        except StopAsyncIteration:
+            raise StopIteration from None
+        if self._stopping.is_set():
+            # Stopped while waiting: hand nothing new out; close releases it.
+            raise StopIteration
+        return delivery
+
+
+class SyncConsumer(_SyncIterator[AsyncConsumer]):
+    """Blocking iterator of payloads; see :class:`~abe_redis.AsyncConsumer` for acks.
+
+    Use it in a ``with`` block (or call :meth:`close`) so what you processed
+    is acknowledged and everything else is released at once.
+    """
+
     def __iter__(self) -> SyncConsumer:
         return self
 
     def __next__(self) -> dict[str, Any]:
-        return self.next_delivery().payload
+        return self._next_delivery().payload
 
     def next_delivery(self) -> Delivery:
         """Block until the next delivery arrives.
 
         Raises:
-            StopIteration: the consumer was closed.
+            StopIteration: the consumer was stopped or closed.
             ConnectError: Redis could not be reached when consuming started.
         """
-        try:
-            return self._portal.call(self._consumer.next_delivery)
-        except StopAsyncIteration:
-            raise StopIteration from None
+        return self._next_delivery()
 
     def close(self, *, processed: bool = True) -> None:
         """Stop consuming; ack what was processed (the last payload too when
-        ``processed``) and release prefetched entries."""
+        ``processed``) and release the rest."""
         self._portal.call(functools.partial(self._consumer._close, processed=processed))
 
     def __enter__(self) -> SyncConsumer:
@@ -74,6 +108,78 @@ class SyncConsumer:
         tb: TracebackType | None,
     ) -> None:
         self.close(processed=exc_type is None)
+
+
+class SyncDelivery:
+    """One delivery to settle with :meth:`ack` or :meth:`nack` (blocking)."""
+
+    __slots__ = ("_inner", "_portal")
+
+    def __init__(self, portal: BlockingPortal, inner: AsyncDelivery) -> None:
+        self._portal = portal
+        self._inner = inner
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The payload, exactly as published."""
+        return self._inner.payload
+
+    @property
+    def stream(self) -> str:
+        """The stream it came from."""
+        return self._inner.stream
+
+    @property
+    def id(self) -> str:
+        """Its entry id."""
+        return self._inner.id
+
+    @property
+    def deliveries(self) -> int:
+        """How often Redis has delivered it, this time included."""
+        return self._inner.deliveries
+
+    def __repr__(self) -> str:
+        return f"SyncDelivery(stream={self.stream!r}, id={self.id!r}, deliveries={self.deliveries})"
+
+    def ack(self) -> None:
+        """Mark it processed (see :meth:`AsyncDelivery.ack`)."""
+        self._portal.call(self._inner.ack)
+
+    def nack(
+        self, *, delay: float | None = None, error: BaseException | str | None = None
+    ) -> float | None:
+        """Mark it failed: retry after a backoff, or dead-letter it (see
+        :meth:`AsyncDelivery.nack`)."""
+        result: float | None = self._portal.call(
+            functools.partial(self._inner.nack, delay=delay, error=error)
+        )
+        return result
+
+
+class SyncDeliveries(_SyncIterator[AsyncDeliveries]):
+    """Blocking iterator of :class:`SyncDelivery`; see :class:`~abe_redis.AsyncDeliveries`."""
+
+    def __iter__(self) -> SyncDeliveries:
+        return self
+
+    def __next__(self) -> SyncDelivery:
+        return SyncDelivery(self._portal, AsyncDelivery(self._consumer, self._next_delivery()))
+
+    def close(self, drain_timeout: float | None = None) -> None:
+        """Wait up to ``drain_timeout`` for unsettled deliveries, then settle and release."""
+        self._portal.call(self._consumer.aclose, drain_timeout)
+
+    def __enter__(self) -> SyncDeliveries:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 class SyncRedisQueue:
@@ -110,60 +216,133 @@ class SyncRedisQueue:
     def __repr__(self) -> str:
         return f"SyncRedisQueue(url={self.settings.redacted_url!r})"
 
-    def _call(self, func: Callable[..., Any], *args: Any) -> Any:
+    def _await(self, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Run a coroutine function of the backend in the portal and wait for it."""
         if self._closed:
             raise BackendClosed("this queue was closed")
-        return self._portal.call(func, *args)
+        return self._portal.call(functools.partial(func, *args, **kwargs))
 
-    def publish(self, key: str, payload: Mapping[str, Any]) -> str:
+    def _call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a plain function of the backend in the portal's thread."""
+        if self._closed:
+            raise BackendClosed("this queue was closed")
+        return self._portal.call(functools.partial(func, *args, **kwargs))
+
+    def publish(
+        self, key: str, payload: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> str:
         """Append ``payload`` to stream ``key``; return the entry id.
 
-        Raises:
-            StreamKeyError, PayloadError: bad input; nothing was written.
-            TransportError: Redis could not be reached.
-            BackendClosed: the queue was closed.
+        See :meth:`RedisMessageQueueBackend.publish_entry` for idempotency
+        keys and errors.
         """
-        entry_id: str = self._call(self._backend.publish_entry, key, payload)
-        return entry_id
+        return self._await(
+            self._backend.publish_entry, key, payload, idempotency_key=idempotency_key
+        )
 
     def consume(self, *, group: str | None = None) -> SyncConsumer:
         """Blocking iterator of payloads for ``group`` (default: the configured group)."""
-        consumer: AsyncConsumer = self._call(functools.partial(self._backend.consume, group=group))
-        return SyncConsumer(self._portal, consumer)
+        return SyncConsumer(self._portal, self._call(self._backend.consume, group=group))
+
+    def deliveries(self, *, group: str | None = None) -> SyncDeliveries:
+        """Blocking iterator of deliveries to settle with ``ack``/``nack``."""
+        return SyncDeliveries(self._portal, self._call(self._backend.deliveries, group=group))
+
+    def run(
+        self,
+        handler: Callable[[dict[str, Any]], object],
+        *,
+        group: str | None = None,
+        stop_signals: Iterable[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
+        drain_timeout: float | None = None,
+    ) -> int:
+        """Call ``handler`` with each payload until stopped; returns how many were handled.
+
+        A handler that returns acks its payload; one that raises nacks it
+        with the error (retried after a backoff, dead-lettered after
+        ``max_deliveries``). On one of ``stop_signals`` (installed when
+        called from the main thread) the handler in progress finishes, its
+        result is settled, nothing new is read, and everything else held is
+        released for other consumers.
+        """
+        deliveries = self.deliveries(group=group)
+        previous: dict[signal.Signals, Any] = {}
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            deliveries.stop()
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in stop_signals:
+                previous[sig] = signal.signal(sig, on_signal)
+        handled = 0
+        try:
+            for delivery in deliveries:
+                try:
+                    handler(delivery.payload)
+                except Exception as exc:
+                    logger.warning(
+                        "handler failed on %s of %s (delivery %d): %s: %s",
+                        delivery.id,
+                        delivery.stream,
+                        delivery.deliveries,
+                        type(exc).__name__,
+                        exc,
+                    )
+                    delivery.nack(error=exc)
+                else:
+                    delivery.ack()
+                handled += 1
+        finally:
+            deliveries.close(drain_timeout)
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+        return handled
 
     def ping(self) -> bool:
         """Check that Redis answers. Raises ConnectError when it does not."""
-        result: bool = self._call(self._backend.ping)
-        return result
+        return self._await(self._backend.ping)
 
     def stream_length(self, key: str) -> int:
         """Number of entries in stream ``key``."""
-        result: int = self._call(self._backend.stream_length, key)
-        return result
+        return self._await(self._backend.stream_length, key)
 
     def groups(self, key: str) -> tuple[GroupInfo, ...]:
         """The consumer groups of stream ``key``."""
-        result: tuple[GroupInfo, ...] = self._call(self._backend.groups, key)
-        return result
+        return self._await(self._backend.groups, key)
 
     def pending(self, key: str, group: str | None = None) -> PendingSummary:
         """Summary of entries delivered to ``group`` but not acknowledged."""
-        result: PendingSummary = self._call(self._backend.pending, key, group)
-        return result
+        return self._await(self._backend.pending, key, group)
 
     def pending_entries(
         self, key: str, group: str | None = None, count: int = 100
     ) -> tuple[PendingEntry, ...]:
         """Per-entry view of pending entries: owner, idle time, delivery count."""
-        result: tuple[PendingEntry, ...] = self._call(
-            self._backend.pending_entries, key, group, count
-        )
-        return result
+        return self._await(self._backend.pending_entries, key, group, count)
+
+    def trim(self, key: str) -> int:
+        """Trim stream ``key`` now, as far as every group allows."""
+        return self._await(self._backend.trim, key)
+
+    def dead_letters(self, key: str, count: int = 100, after: str = "-") -> tuple[DeadLetter, ...]:
+        """Dead letters of stream ``key``, oldest first."""
+        return self._await(self._backend.dead_letters, key, count, after)
+
+    def dead_letter_count(self, key: str) -> int:
+        """How many dead letters stream ``key`` has."""
+        return self._await(self._backend.dead_letter_count, key)
+
+    def replay_dead_letters(self, key: str, ids: Sequence[str] | None = None) -> ReplayResult:
+        """Re-publish dead letters (all, or ``ids``) to ``key``; each moves atomically."""
+        return self._await(self._backend.replay_dead_letters, key, ids)
+
+    def purge_dead_letters(self, key: str, ids: Sequence[str] | None = None) -> int:
+        """Delete dead letters (all, or ``ids``); returns how many went."""
+        return self._await(self._backend.purge_dead_letters, key, ids)
 
     def delete_stream(self, key: str) -> bool:
         """Delete stream ``key`` with its groups and entries, and unregister it (drops data)."""
-        result: bool = self._call(self._backend.delete_stream, key)
-        return result
+        return self._await(self._backend.delete_stream, key)
 
     def close(self) -> None:
         """Close consumers (settling what they hold), the pool and the portal thread."""
