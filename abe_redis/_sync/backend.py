@@ -8,6 +8,7 @@ share one queue.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import signal
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import FrameType, TracebackType
 from typing import Any, Generic, TypeVar
 
+import anyio
 from anyio.from_thread import BlockingPortal, BlockingPortalProvider
 
 from .._async.backend import RedisMessageQueueBackend
@@ -39,6 +41,7 @@ class _SyncIterator(Generic[C]):
         self._portal = portal
         self._consumer = consumer
         self._stopping = threading.Event()
+        self._waiting: anyio.CancelScope | None = None
 
     @property
     def name(self) -> str:
@@ -57,18 +60,38 @@ class _SyncIterator(Generic[C]):
         waiting ends within the BLOCK window; what it fetched is released.
         """
         self._stopping.set()
+        waiting = self._waiting
+        if waiting is not None:
+            # Non-blocking hand-off to the loop thread: fine in a signal handler.
+            with contextlib.suppress(RuntimeError):  # the portal is already gone
+                self._portal.start_task_soon(_cancel, waiting)
+
+    async def _next_or_stop(self) -> Delivery | None:
+        with anyio.CancelScope() as scope:
+            self._waiting = scope
+            if self._stopping.is_set():
+                scope.cancel()
+            try:
+                return await self._consumer._next()
+            finally:
+                self._waiting = None
+        return None  # cancelled by stop(); the interrupted read is released on close
 
     def _next_delivery(self) -> Delivery:
         if self._stopping.is_set():
             raise StopIteration
         try:
-            delivery = self._portal.call(self._consumer._next)
+            delivery = self._portal.call(self._next_or_stop)
         except StopAsyncIteration:
             raise StopIteration from None
-        if self._stopping.is_set():
+        if delivery is None or self._stopping.is_set():
             # Stopped while waiting: hand nothing new out; close releases it.
             raise StopIteration
         return delivery
+
+
+async def _cancel(scope: anyio.CancelScope) -> None:
+    scope.cancel()
 
 
 class SyncConsumer(_SyncIterator[AsyncConsumer]):

@@ -89,3 +89,45 @@ def test_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     with SyncRedisQueue.from_env() as queue:
         assert "hunter2" not in repr(queue)
         assert queue.settings.password is None
+
+
+def test_run_acks_successes_and_nacks_failures(sync_queue: SyncRedisQueue) -> None:
+    for i in range(4):
+        sync_queue.publish("jobs", {"i": i})
+    seen: list[int] = []
+    consumer_of_run: list[object] = []
+
+    def handler(payload: dict[str, object]) -> None:
+        seen.append(int(str(payload["i"])))
+        if payload["i"] == 2 and seen.count(2) == 1:
+            raise ValueError("first try fails")
+        if len(seen) == 5:
+            consumer_of_run.append(True)
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    handled = sync_queue.run(handler)
+    assert handled == 5
+    assert sorted(seen) == [0, 1, 2, 2, 3]
+    assert sync_queue.pending("jobs").count == 0
+
+
+def test_sync_deliveries_settle_explicitly(sync_queue: SyncRedisQueue) -> None:
+    sync_queue.publish("jobs", {"i": 1})
+    with sync_queue.deliveries() as deliveries:
+        delivery = next(deliveries)
+        assert delivery.deliveries == 1
+        assert delivery.nack(delay=0.05) == 0.05
+        again = next(deliveries)
+        assert again.deliveries == 2
+        again.ack()
+    assert sync_queue.pending("jobs").count == 0
+
+
+def test_stop_ends_iteration_from_another_thread(sync_queue: SyncRedisQueue) -> None:
+    consumer = sync_queue.consume()
+    threading.Timer(0.2, consumer.stop).start()
+    with consumer:
+        assert list(consumer) == []
