@@ -1,0 +1,73 @@
+"""Fault-suite fixtures: private redis-servers, worker processes, a report line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from abe_redis.embedded import RedisServer
+
+WORKER = Path(__file__).with_name("worker.py")
+Report = Callable[[str], None]
+
+
+@pytest.fixture
+def server() -> Iterator[RedisServer]:
+    """A private redis-server with AOF on, stopped by PID afterwards."""
+    with RedisServer(appendonly=True) as srv:
+        yield srv
+
+
+@pytest.fixture
+def report(capsys: pytest.CaptureFixture[str]) -> Report:
+    """Print a figure into the test output even when output is captured."""
+
+    def say(line: str) -> None:
+        with capsys.disabled():
+            print(f"\n  [faults] {line}", flush=True)
+
+    return say
+
+
+class WorkerProcess:
+    """One worker process; ``handled`` fills from its stdout."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.handled: list[int] = []
+        self.ready = threading.Event()
+        self.killed = False
+        self.proc = subprocess.Popen(
+            [sys.executable, str(WORKER)],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("ready"):
+                self.ready.set()
+            elif line.startswith("H "):
+                self.handled.append(int(line[2:]))
+
+    def kill(self) -> None:
+        self.killed = True
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def finish(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._reader.join(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
