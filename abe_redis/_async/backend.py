@@ -41,7 +41,7 @@ from .._core.trimming import safe_trim
 from ..config import Settings
 from ..errors import BackendClosed
 from .consumer import AsyncConsumer, AsyncDeliveries, _Consumer
-from .driver import cancelled, run_flow
+from .driver import run_flow
 from .leases import LeaseKeeper
 from .transport import Transport, open_transport
 
@@ -288,17 +288,20 @@ class RedisMessageQueueBackend:
     # -- life cycle -----------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close open consumers (settling what they hold), the lease thread and the pool."""
-        await self._aclose(processed=not cancelled())
+        """Close the consumers still open, the lease thread and the pool.
 
-    async def _aclose(self, *, processed: bool) -> None:
+        A consumer still open here was not closed by its owner, so nothing
+        says its last payload was processed (its task may have been
+        cancelled mid-handler): what it holds is released, not acked, and
+        acks it had batched are sent.
+        """
         if self._closed:
             return
         for consumer in list(self._consumers):
             if isinstance(consumer, AsyncDeliveries):
                 await consumer.aclose()
             else:
-                await consumer._close(processed=processed)
+                await consumer._close(processed=False)
         self._consumers.clear()
         self._closed = True
         if self._leases is not None:
@@ -315,4 +318,4 @@ class RedisMessageQueueBackend:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._aclose(processed=exc_type is None and not cancelled())
+        await self.aclose()

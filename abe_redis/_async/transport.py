@@ -75,7 +75,15 @@ def error_reply(exc: rex.ResponseError) -> ErrorReply:
 
 
 def _replies(raw: list[Any]) -> list[Any]:
-    return [error_reply(r) if isinstance(r, rex.ResponseError) else r for r in raw]
+    replies = []
+    for reply in raw:
+        if isinstance(reply, rex.ResponseError):
+            # The exception's traceback holds the frames that called us (and
+            # so our consumers) in a cycle; drop it so they are freed at once.
+            reply.__traceback__ = None
+            reply = error_reply(reply)
+        replies.append(reply)
+    return replies
 
 
 def _pool_options(settings: Settings) -> dict[str, Any]:

@@ -582,6 +582,8 @@ class XPendingRange(Command[tuple[PendingEntry, ...]]):
         return args if self.consumer is None else (*args, self.consumer)
 
     def parse_reply(self, raw: Any) -> tuple[PendingEntry, ...]:
+        if isinstance(raw, ErrorReply) and raw.code == "NOGROUP":
+            return ()  # no group, so nothing is pending in it
         raw = _check(self, raw)
         if not isinstance(raw, list | tuple):
             raise RemoteProtocolError("XPENDING reply is not a list")

@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import GroupMissingError, LocalProtocolError, TransportError
+from ..errors import CommandError, GroupMissingError, LocalProtocolError, TransportError
 from .codec import FIELD, Undecodable, decode_entry, encode_payload, is_internal
 from .commands import (
     NOT_RUN,
@@ -320,7 +320,9 @@ class ConsumerCore:
                     resume = yield pipe
                     released = pipe.parse_reply(resume.reply)
                     self.stats.released += sum(len(ids) for ids in released)
-        except TransportError as exc:
+        except (TransportError, CommandError) as exc:
+            # One attempt only: what is left stays pending and is reclaimed
+            # by other consumers after the idle threshold.
             logger.warning("could not settle entries on close (%s); they stay pending", exc)
         finally:
             self.buffer.clear()
