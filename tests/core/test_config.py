@@ -117,3 +117,51 @@ def test_passwords_never_show() -> None:
 def test_redact_url_leaves_passwordless_urls_alone() -> None:
     assert redact_url("redis://cache:6379/0") == "redis://cache:6379/0"
     assert redact_url(f"rediss://:{SECRET}@h") == "rediss://:***@h"
+
+
+def test_reliability_variables_are_read() -> None:
+    from abe_redis import GroupPolicy
+
+    s = Settings.from_env(
+        {
+            "REDIS_MAX_DELIVERIES": "7",
+            "REDIS_ON_MISSING_GROUP": "fail",
+            "REDIS_STALE_CONSUMER_MS": "0",
+            "REDIS_IDEMPOTENCY_FIELD": "event_id",
+            "REDIS_IDEMPOTENCY_WINDOW_MS": "60000",
+            "REDIS_MAX_PAYLOAD_BYTES": "4096",
+            "REDIS_UNGROUPED_MAXLEN": "0",
+            "REDIS_PUBLISH_RETRY_SECONDS": "0",
+            "REDIS_DRAIN_TIMEOUT": "2.5",
+            "REDIS_MAX_LEASE_MS": "120000",
+        }
+    )
+    assert s.max_deliveries == 7
+    assert s.on_missing_group is GroupPolicy.FAIL
+    assert s.stale_consumer_ms is None  # 0 turns the clean-up off
+    assert s.idempotency_field == "event_id"
+    assert (s.idempotency_window_ms, s.max_payload_bytes, s.max_lease_ms) == (60000, 4096, 120000)
+    assert s.ungrouped_maxlen is None
+    assert s.publish_retry_seconds == 0
+    assert s.drain_timeout == 2.5
+    defaults = Settings()
+    assert defaults.on_missing_group is GroupPolicy.RECREATE_FROM_START
+    assert defaults.ungrouped_maxlen == 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"REDIS_MAX_DELIVERIES": "0"}, "REDIS_MAX_DELIVERIES"),
+        ({"REDIS_ON_MISSING_GROUP": "ignore"}, "REDIS_ON_MISSING_GROUP"),
+        ({"REDIS_STALE_CONSUMER_MS": "-1"}, "REDIS_STALE_CONSUMER_MS"),
+        ({"REDIS_IDEMPOTENCY_WINDOW_MS": "soon"}, "REDIS_IDEMPOTENCY_WINDOW_MS"),
+        ({"REDIS_MAX_PAYLOAD_BYTES": "0"}, "REDIS_MAX_PAYLOAD_BYTES"),
+        ({"REDIS_PUBLISH_RETRY_SECONDS": "-2"}, "REDIS_PUBLISH_RETRY_SECONDS"),
+        ({"REDIS_DRAIN_TIMEOUT": "0"}, "REDIS_DRAIN_TIMEOUT"),
+        ({"REDIS_MAX_LEASE_MS": "x"}, "REDIS_MAX_LEASE_MS"),
+    ],
+)
+def test_invalid_reliability_values_name_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        Settings.from_env(env)
