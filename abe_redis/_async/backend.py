@@ -43,6 +43,7 @@ from ..errors import BackendClosed
 from .consumer import AsyncConsumer, AsyncDeliveries, _Consumer
 from .driver import run_flow
 from .leases import LeaseKeeper
+from .pipelining import Coalescer
 from .transport import Transport, open_transport
 
 T = TypeVar("T")
@@ -98,6 +99,7 @@ class RedisMessageQueueBackend:
         )
         self._consumers: weakref.WeakSet[_Consumer] = weakref.WeakSet()
         self._leases: LeaseKeeper | None = None
+        self._coalescer: Coalescer | None = None
         self._closed = False
 
     @classmethod
@@ -122,6 +124,12 @@ class RedisMessageQueueBackend:
             self._transport = open_transport(self.settings)
         return self._transport
 
+    def _pipelined(self) -> Coalescer:
+        transport = self._open()
+        if self._coalescer is None:
+            self._coalescer = Coalescer(transport)
+        return self._coalescer
+
     async def _flow(self, flow: Flow[T]) -> T:
         return await run_flow(flow, self._open())
 
@@ -139,6 +147,8 @@ class RedisMessageQueueBackend:
     ) -> str:
         """Append ``payload`` to the stream ``key`` and return the new entry id.
 
+        Concurrent publishes share round trips: whatever queues up while a
+        pipeline is in flight goes out in the next one, on one connection.
         With ``idempotency_key`` (or the payload field named by
         ``Settings.idempotency_field``), a publish repeating a key seen within
         ``idempotency_window_ms`` writes nothing and returns the first id.
@@ -153,9 +163,18 @@ class RedisMessageQueueBackend:
                 have been written.
             BackendClosed: the backend was closed.
         """
-        transport = self._open()
+        coalescer = self._pipelined()
         flow = self._publisher.publish(key, payload, time.monotonic(), idempotency_key)
-        return await run_flow(flow, transport)
+        return await coalescer.run(flow)
+
+    async def publish_many(self, key: str, payloads: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Append many payloads to stream ``key`` in pipelined chunks; return their ids.
+
+        Every payload is validated before anything is written, so one bad
+        payload raises and writes nothing. Errors as :meth:`publish_entry`.
+        """
+        coalescer = self._pipelined()
+        return await coalescer.run(self._publisher.publish_many(key, payloads, time.monotonic()))
 
     def consume(self, *, group: str | None = None) -> AsyncConsumer:
         """Consume payloads as a consumer of ``group`` (default: the configured group).

@@ -20,22 +20,25 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import TransportError, ValidationError
 from .codec import MAX_PAYLOAD_BYTES, encode_payload, hash_tag, is_internal, validate_key
-from .commands import Command, EvalSha, NoScript, Pipeline, SAdd, XAdd, text
+from .commands import Arg, Command, Eval, EvalSha, NoScript, Pipeline, SAdd, XAdd, text
 from .policy import Backoff
 from .scripts import IDEMPOTENT_XADD, call
-from .steps import Flow, Sleep
+from .steps import Flow, Sleep, once
 from .trimming import safe_trim
 
 logger = logging.getLogger("abe_redis")
+T = TypeVar("T")
 
 REGISTRY_REFRESH = 60.0
+MANY_CHUNK = 1000
 PROBE_MAXLEN = 100
 MAX_IDEMPOTENCY_KEY = 256
 
@@ -93,6 +96,74 @@ class Publisher:
             yield from self._maybe_trim(key, now)
         return entry_id
 
+    def publish_many(
+        self, key: Any, payloads: Sequence[Mapping[str, Any]], now: float
+    ) -> Flow[list[str]]:
+        """Flow that writes many payloads to one stream in pipelined chunks.
+
+        Every payload is checked before anything is written. Payloads with an
+        idempotency key (``idempotency_field``) go through the script, the
+        others as plain XADD, in the same pipelines. Returns the entry ids in
+        order (the original id for a duplicate).
+        """
+        key = validate_key(key, reserved=self.registry_key)
+        items = [
+            (encode_payload(p, self.max_payload_bytes), self._idempotency_key(p, None))
+            for p in payloads
+        ]
+        probe = is_internal(key) and key not in self.consumed
+        ids: list[str] = []
+        for start in range(0, len(items), MANY_CHUNK):
+            chunk = items[start : start + MANY_CHUNK]
+            since = self.registered.get(key)
+            register = not probe and (since is None or now - since >= REGISTRY_REFRESH)
+            ids += yield from self._with_retries(
+                functools.partial(self._write_many, key, chunk, probe, register), now
+            )
+            if register:
+                self.registered[key] = now
+        if not probe and items:
+            self.since_trim[key] = self.since_trim.get(key, 0) + len(items) - 1
+            yield from self._maybe_trim(key, now)
+        return ids
+
+    def _write_many(
+        self,
+        key: str,
+        items: list[tuple[tuple[tuple[bytes, bytes], ...], str | None]],
+        probe: bool,
+        register: bool,
+    ) -> Flow[list[str]]:
+        commands: list[Command[Any]] = [SAdd(self.registry_key, key)] if register else []
+        for fields, idem in items:
+            if probe:
+                commands.append(XAdd(key, fields, PROBE_MAXLEN, approximate=False))
+            elif idem is None:
+                commands.append(XAdd(key, fields, self.maxlen))
+            else:
+                args, keys = self._script_args(key, fields, idem)
+                commands.append(EvalSha(IDEMPOTENT_XADD.sha, keys, args))
+        pipe = Pipeline(tuple(commands))
+        resume = yield pipe
+        replies = list(pipe.parse_reply(resume.reply)[1 if register else 0 :])
+        ids = []
+        for (fields, idem), reply in zip(items, replies, strict=True):
+            if isinstance(reply, NoScript):  # first use since a restart: send it whole
+                args, keys = self._script_args(key, fields, idem or "")
+                reply = yield from once(Eval(IDEMPOTENT_XADD.source, keys, args))
+            ids.append(text(reply[1]) if idem is not None else str(reply))
+        return ids
+
+    def _script_args(
+        self, key: str, fields: tuple[tuple[bytes, bytes], ...], idem: str
+    ) -> tuple[tuple[Arg, ...], tuple[str, ...]]:
+        args: tuple[Arg, ...] = (
+            self.idempotency_window_ms,
+            "" if self.maxlen is None else self.maxlen,
+            *(part for pair in fields for part in pair),
+        )
+        return args, (key, idempotency_marker(key, idem))
+
     def _idempotency_key(self, payload: Mapping[str, Any], given: str | None) -> str | None:
         value: Any = given
         source = "idempotency_key"
@@ -121,12 +192,7 @@ class Publisher:
         elif idem is None:
             main = XAdd(key, fields, self.maxlen)
         else:
-            args = (
-                self.idempotency_window_ms,
-                "" if self.maxlen is None else self.maxlen,
-                *(part for pair in fields for part in pair),
-            )
-            keys = (key, idempotency_marker(key, idem))
+            args, keys = self._script_args(key, fields, idem)
             if register:
                 pipe = Pipeline(
                     (SAdd(self.registry_key, key), EvalSha(IDEMPOTENT_XADD.sha, keys, args))
@@ -150,7 +216,7 @@ class Publisher:
         resume = yield main
         return str(main.parse_reply(resume.reply))
 
-    def _with_retries(self, make: Callable[[], Flow[str]], now: float) -> Flow[str]:
+    def _with_retries(self, make: Callable[[], Flow[T]], now: float) -> Flow[T]:
         """Run ``make()``; after a transport error, a fresh attempt (within budget)."""
         started = now
         while True:

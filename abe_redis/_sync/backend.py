@@ -263,6 +263,10 @@ class SyncRedisQueue:
             self._backend.publish_entry, key, payload, idempotency_key=idempotency_key
         )
 
+    def publish_many(self, key: str, payloads: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Append many payloads to stream ``key`` in pipelined chunks; return their ids."""
+        return self._await(self._backend.publish_many, key, payloads)
+
     def consume(self, *, group: str | None = None) -> SyncConsumer:
         """Blocking iterator of payloads for ``group`` (default: the configured group)."""
         return SyncConsumer(self._portal, self._call(self._backend.consume, group=group))

@@ -202,3 +202,29 @@ def test_trim_floor_is_the_slowest_groups_oldest_unfinished_entry() -> None:
     assert trim_floor([fast], [none]) == "100-0"
     assert trim_floor([fast, idle], [none, none]) is None  # a group that read nothing yet
     assert trim_floor([], []) is None
+
+
+def test_publish_many_pipelines_after_checking_everything() -> None:
+    pub = Publisher("reg")
+    player = Player(pub.publish_many("e", [{"a": 1}, {"a": 2}], 0.0))
+    assert player.step == Pipeline(
+        (SAdd("reg", "e"), XAdd("e", DATA), XAdd("e", ((b"data", b'{"a":2}'),)))
+    )
+    player.reply([1, b"1-0", b"2-0"])
+    assert player.result == ["1-0", "2-0"]
+    with pytest.raises(PayloadError):
+        next(pub.publish_many("e", [{"a": 1}, {"a": {1}}], 0.0))
+
+
+def test_publish_many_dedupes_by_field_through_the_script() -> None:
+    pub = Publisher("reg", idempotency_field="event_id")
+    pub.registered["e"] = 0.0
+    player = Player(pub.publish_many("e", [{"event_id": "A"}, {"x": 1}], 0.0))
+    step = player.step
+    assert isinstance(step, Pipeline)
+    assert isinstance(step.commands[0], EvalSha)
+    assert isinstance(step.commands[1], XAdd)
+    player.reply([ErrorReply("NOSCRIPT No matching script"), b"2-0"])
+    assert isinstance(player.step, Eval)
+    player.reply([0, b"1-0"])
+    assert player.result == ["1-0", "2-0"]

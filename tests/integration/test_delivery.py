@@ -261,3 +261,27 @@ async def test_workers_survive_a_redis_restart(
         assert (await b.pending("events")).count == 0
     unavailable = [r for r in caplog.records if "Redis unavailable" in r.getMessage()]
     assert len(unavailable) == 1
+
+
+async def test_concurrent_publishes_share_round_trips_on_one_connection(
+    settings: Settings, names: Names, raw: redis.Redis
+) -> None:
+    stream = names("events")
+    few = dataclasses.replace(settings, max_connections=4)
+    async with RedisMessageQueueBackend(few) as backend:
+        await backend.publish(stream, {"warm": True})
+        coalescer = backend._pipelined()
+        before = coalescer.round_trips
+        ids: list[str] = []
+
+        async def publish(i: int) -> None:
+            ids.append(await backend.publish_entry(stream, {"i": i}))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(500):
+                tg.start_soon(publish, i)
+        trips = coalescer.round_trips - before
+    print(f"500 concurrent publishes took {trips} round trips")
+    assert len(set(ids)) == 500
+    assert raw.xlen(stream) == 501
+    assert trips < 100

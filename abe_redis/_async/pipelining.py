@@ -1,0 +1,146 @@
+"""Auto-pipelining: concurrent flows share round trips.
+
+Each caller drives its own flow (so each gets its own result or error), but
+instead of sending a command itself it queues it. Whoever finds no round
+trip in flight becomes the flusher: it sends everything queued as one
+pipeline, hands each caller its reply, and goes on while more has queued
+up meanwhile. So N concurrent publishes cost about one round trip per
+wave, on one connection, however large N is. There is no background task:
+the flusher is one of the callers, and its flush is shielded from its own
+cancellation so the others always get their answers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio
+
+from .._core.commands import Command, Pipeline
+from .._core.entries import Delivery
+from .._core.steps import Flow, Resume, Sleep
+from ..errors import AbeRedisError, LocalProtocolError, TransportError
+from .transport import Transport
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Request:
+    command: Command[Any]
+    done: anyio.Event = field(default_factory=anyio.Event)
+    reply: Any = None
+    error: AbeRedisError | None = None
+
+
+def _width(cmd: Command[Any]) -> int:
+    return len(cmd.commands) if isinstance(cmd, Pipeline) else 1
+
+
+class Coalescer:
+    """Runs flows, merging the commands they wait on into shared pipelines."""
+
+    def __init__(self, transport: Transport, max_batch: int = 1000) -> None:
+        self._transport = transport
+        self._queue: list[_Request] = []
+        self._flushing = False
+        self._idle = anyio.Event()
+        self.max_batch = max_batch
+        self.round_trips = 0
+
+    async def run(self, flow: Flow[T]) -> T:
+        """Drive ``flow`` to its end; its commands ride in shared pipelines."""
+        try:
+            step = next(flow)
+            while True:
+                if isinstance(step, Sleep):
+                    await anyio.sleep(step.seconds)
+                    step = flow.send(Resume(None, time.monotonic()))
+                elif isinstance(step, Command):
+                    request = await self._submit(step)
+                    if request.error is not None:
+                        step = flow.throw(request.error)
+                    else:
+                        step = flow.send(Resume(request.reply, time.monotonic()))
+                elif isinstance(step, Delivery):
+                    raise LocalProtocolError("a delivering flow cannot be coalesced")
+                else:
+                    raise LocalProtocolError(f"flow yielded {step!r}")
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+
+    async def _submit(self, command: Command[Any]) -> _Request:
+        request = _Request(command)
+        if isinstance(command, Pipeline) and command.transaction:
+            # A MULTI cannot share a pipeline with other callers' commands.
+            await self._send_alone(request)
+            return request
+        self._queue.append(request)
+        while not request.done.is_set():
+            if self._flushing:
+                await self._idle.wait()
+                continue
+            # Flush one batch (ours, or the ones queued before it), then hand
+            # over: a waiter whose request is still queued flushes next.
+            self._flushing = True
+            self._idle = anyio.Event()
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self._flush()
+            finally:
+                self._flushing = False
+                self._idle.set()
+        return request
+
+    async def _send_alone(self, request: _Request) -> None:
+        try:
+            request.reply = await self._transport.execute(request.command)
+        except Exception as exc:
+            request.error = _as_error(exc)
+        request.done.set()
+
+    async def _flush(self) -> None:
+        batch: list[_Request] = []
+        width = 0
+        while self._queue and (
+            not batch or width + _width(self._queue[0].command) <= self.max_batch
+        ):
+            request = self._queue.pop(0)
+            batch.append(request)
+            width += _width(request.command)
+        if len(batch) == 1:
+            await self._send_alone(batch[0])
+            self.round_trips += 1
+            return
+        flat: list[Command[Any]] = []
+        for request in batch:
+            cmd = request.command
+            flat.extend(cmd.commands if isinstance(cmd, Pipeline) else (cmd,))
+        try:
+            replies = await self._transport.execute(Pipeline(tuple(flat)))
+        except Exception as exc:
+            # Every caller in the batch hears of it; none is left waiting.
+            for request in batch:
+                request.error = _as_error(exc)
+                request.done.set()
+            return
+        finally:
+            self.round_trips += 1
+        at = 0
+        for request in batch:
+            n = _width(request.command)
+            chunk = replies[at : at + n]
+            request.reply = chunk if isinstance(request.command, Pipeline) else chunk[0]
+            at += n
+            request.done.set()
+
+
+def _as_error(exc: Exception) -> AbeRedisError:
+    if isinstance(exc, AbeRedisError):
+        return exc
+    error = TransportError(f"pipeline failed: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
