@@ -13,7 +13,7 @@ cancellation so the others always get their answers.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
@@ -30,7 +30,7 @@ T = TypeVar("T")
 @dataclass(slots=True)
 class _Request:
     command: Command[Any]
-    done: anyio.Event = field(default_factory=anyio.Event)
+    done: bool = False
     reply: Any = None
     error: AbeRedisError | None = None
 
@@ -46,7 +46,7 @@ class Coalescer:
         self._transport = transport
         self._queue: list[_Request] = []
         self._flushing = False
-        self._idle = anyio.Event()
+        self._idle: anyio.Event | None = None
         self.max_batch = max_batch
         self.round_trips = 0
 
@@ -79,28 +79,38 @@ class Coalescer:
             await self._send_alone(request)
             return request
         self._queue.append(request)
-        while not request.done.is_set():
+        while not request.done:
             if self._flushing:
+                # One event per flush, shared by everyone waiting on it.
+                if self._idle is None:
+                    self._idle = anyio.Event()
                 await self._idle.wait()
                 continue
             # Flush one batch (ours, or the ones queued before it), then hand
             # over: a waiter whose request is still queued flushes next.
             self._flushing = True
-            self._idle = anyio.Event()
             try:
-                with anyio.CancelScope(shield=True):
-                    await self._flush()
+                if len(self._queue) == 1:
+                    # Alone: nobody else depends on this round trip, so no
+                    # shield is needed and cancellation stays prompt.
+                    await self._send_alone(self._queue.pop())
+                else:
+                    with anyio.CancelScope(shield=True):
+                        await self._flush()
             finally:
                 self._flushing = False
-                self._idle.set()
+                idle, self._idle = self._idle, None
+                if idle is not None:
+                    idle.set()
         return request
 
     async def _send_alone(self, request: _Request) -> None:
+        self.round_trips += 1
         try:
             request.reply = await self._transport.execute(request.command)
         except Exception as exc:
             request.error = _as_error(exc)
-        request.done.set()
+        request.done = True
 
     async def _flush(self) -> None:
         batch: list[_Request] = []
@@ -113,7 +123,6 @@ class Coalescer:
             width += _width(request.command)
         if len(batch) == 1:
             await self._send_alone(batch[0])
-            self.round_trips += 1
             return
         flat: list[Command[Any]] = []
         for request in batch:
@@ -125,7 +134,7 @@ class Coalescer:
             # Every caller in the batch hears of it; none is left waiting.
             for request in batch:
                 request.error = _as_error(exc)
-                request.done.set()
+                request.done = True
             return
         finally:
             self.round_trips += 1
@@ -135,7 +144,7 @@ class Coalescer:
             chunk = replies[at : at + n]
             request.reply = chunk if isinstance(request.command, Pipeline) else chunk[0]
             at += n
-            request.done.set()
+            request.done = True
 
 
 def _as_error(exc: Exception) -> AbeRedisError:

@@ -163,4 +163,6 @@ async def test_publish_gives_up_after_its_retry_budget() -> None:
             start = time.monotonic()
             with pytest.raises(ConnectError):
                 await backend.publish("events", {"n": 1})
-            assert 0.5 < time.monotonic() - start < 10
+            # It retried (backoff sleeps), then gave up before the next wait
+            # would pass the 1 s budget.
+            assert 0.2 < time.monotonic() - start < 10

@@ -1,0 +1,437 @@
+"""Side-by-side benchmark: abe-redis vs the raw redis-py client vs the old plugin.
+
+Starts its own redis-server, runs every workload on the same Slack-like
+events (about 300 bytes), repeats the throughput runs and prints medians
+with the ratios the performance targets are stated in. It prints figures;
+it asserts nothing about timings.
+
+    python benchmarks/bench.py [--events 20000] [--repeat 3] [--backlog 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import redis
+import redis.asyncio as aioredis
+
+from abe_redis import RedisMessageQueueBackend, Settings, SyncRedisQueue
+from abe_redis.cli import slack_event
+from abe_redis.embedded import RedisServer
+
+HERE = Path(__file__).resolve().parent
+EVENTS = [slack_event(i) for i in range(1000)]
+
+
+def ev(i: int) -> dict[str, Any]:
+    return EVENTS[i % len(EVENTS)]
+
+
+def settings(url: str, **kw: Any) -> Settings:
+    return Settings(url=url, registry_key="bench:streams", **kw)
+
+
+# -- raw redis-py: the limit --------------------------------------------------
+
+
+async def raw_publish_sequential(url: str, n: int) -> float:
+    r = aioredis.from_url(url)
+    start = time.perf_counter()
+    for i in range(n):
+        await r.xadd("bench:raw", {"data": json.dumps(ev(i))})
+    rate = n / (time.perf_counter() - start)
+    await r.delete("bench:raw")
+    await r.aclose()
+    return rate
+
+
+async def raw_publish_pipelined(url: str, n: int) -> float:
+    r = aioredis.from_url(url)
+    start = time.perf_counter()
+    for at in range(0, n, 1000):
+        pipe = r.pipeline(transaction=False)
+        for i in range(at, min(n, at + 1000)):
+            pipe.xadd("bench:raw", {"data": json.dumps(ev(i))})
+        await pipe.execute()
+    rate = n / (time.perf_counter() - start)
+    await r.delete("bench:raw")
+    await r.aclose()
+    return rate
+
+
+def fill(url: str, stream: str, n: int) -> None:
+    """Pre-publish ``n`` events with the blocking client (works under any loop)."""
+    with redis.Redis.from_url(url) as r:
+        data = [json.dumps(ev(i)) for i in range(len(EVENTS))]
+        for at in range(0, n, 5000):
+            pipe = r.pipeline(transaction=False)
+            for i in range(at, min(n, at + 5000)):
+                pipe.xadd(stream, {"data": data[i % len(data)]})
+            pipe.execute()
+        r.sadd("bench:streams", stream)
+
+
+async def raw_drain(url: str, n: int) -> float:
+    fill(url, "bench:raw-drain", n)
+    r = aioredis.from_url(url)
+    await r.xgroup_create("bench:raw-drain", "g", "0")
+    got = 0
+    start = time.perf_counter()
+    while got < n:
+        reply = await r.xreadgroup("g", "c", {"bench:raw-drain": ">"}, count=500)
+        ids = []
+        for _, entries in reply:
+            for entry_id, fields in entries:
+                json.loads(fields[b"data"])
+                ids.append(entry_id)
+        got += len(ids)
+        await r.xack("bench:raw-drain", "g", *ids)
+    rate = n / (time.perf_counter() - start)
+    await r.delete("bench:raw-drain")
+    await r.aclose()
+    return rate
+
+
+# -- ours -------------------------------------------------------------------
+
+
+async def ours_publish_sequential(url: str, n: int) -> float:
+    async with RedisMessageQueueBackend(settings(url)) as b:
+        await b.publish("bench:ours", ev(0))
+        start = time.perf_counter()
+        for i in range(n):
+            await b.publish("bench:ours", ev(i))
+        rate = n / (time.perf_counter() - start)
+        await b.delete_stream("bench:ours")
+    return rate
+
+
+async def ours_publish_concurrent(url: str, n: int) -> float:
+    async with RedisMessageQueueBackend(settings(url)) as b:
+        await b.publish("bench:ours", ev(0))
+
+        async def part(k: int) -> None:
+            for i in range(k, n, 50):
+                await b.publish("bench:ours", ev(i))
+
+        start = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for k in range(50):
+                tg.start_soon(part, k)
+        rate = n / (time.perf_counter() - start)
+        assert await b.stream_length("bench:ours") == n + 1
+        await b.delete_stream("bench:ours")
+    return rate
+
+
+async def ours_publish_many(url: str, n: int) -> float:
+    async with RedisMessageQueueBackend(settings(url)) as b:
+        payloads = [ev(i) for i in range(n)]
+        start = time.perf_counter()
+        await b.publish_many("bench:ours", payloads)
+        rate = n / (time.perf_counter() - start)
+        await b.delete_stream("bench:ours")
+    return rate
+
+
+async def ours_consume(url: str, n: int, workers: int = 1) -> float:
+    await anyio.to_thread.run_sync(fill, url, "bench:consume", n)
+    got = 0
+    done = anyio.Event()
+    async with RedisMessageQueueBackend(settings(url, prefetch=500)) as b:
+
+        async def worker() -> None:
+            nonlocal got
+            async with b.consume(group="bench") as events:
+                async for _ in events:
+                    got += 1
+                    if got >= n:
+                        done.set()
+                    if done.is_set():
+                        break
+
+        start = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for _ in range(workers):
+                tg.start_soon(worker)
+            await done.wait()
+            rate = n / (time.perf_counter() - start)
+            tg.cancel_scope.cancel()
+        await b.delete_stream("bench:consume")
+    return rate
+
+
+def sync_publish_sequential(url: str, n: int) -> float:
+    with SyncRedisQueue(settings(url)) as q:
+        q.publish("bench:sync", ev(0))
+        start = time.perf_counter()
+        for i in range(n):
+            q.publish("bench:sync", ev(i))
+        rate = n / (time.perf_counter() - start)
+        q.delete_stream("bench:sync")
+    return rate
+
+
+def sync_consume(url: str, n: int) -> float:
+    fill(url, "bench:consume", n)
+    with SyncRedisQueue(settings(url, prefetch=500)) as q:
+        start = time.perf_counter()
+        with q.consume(group="bench") as events:
+            for got, _ in enumerate(events, 1):
+                if got == n:
+                    break
+        rate = n / (time.perf_counter() - start)
+        q.delete_stream("bench:consume")
+    return rate
+
+
+async def latency(url: str, rate: float, seconds: float) -> list[float]:
+    """Publish at ``rate`` for ``seconds`` with a consumer running; latencies in ms."""
+    n = int(rate * seconds)
+    seen: list[float] = []
+    async with RedisMessageQueueBackend(settings(url, block_ms=1000)) as b:
+        await b.publish("bench:latency", {"warm": True})
+        async with b.consume(group="lat") as events:
+            await events.__anext__()
+
+            async def publisher() -> None:
+                start = time.perf_counter()
+                for i in range(n):
+                    due = start + i / rate
+                    delay = due - time.perf_counter()
+                    if delay > 0:
+                        await anyio.sleep(delay)
+                    await b.publish("bench:latency", {**ev(i), "sent": time.perf_counter()})
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(publisher)
+                async for event in events:
+                    seen.append((time.perf_counter() - event["sent"]) * 1000)
+                    if len(seen) == n:
+                        break
+        await b.delete_stream("bench:latency")
+    return seen
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+RSS_CHILD = textwrap.dedent(
+    """
+    import resource, sys, time, anyio
+    from abe_redis import RedisMessageQueueBackend, Settings
+
+    async def main(url, n):
+        s = Settings(url=url, registry_key="bench:streams", prefetch=500)
+        got = 0
+        start = time.perf_counter()
+        async with RedisMessageQueueBackend(s) as b:
+            async with b.consume(group="rss") as events:
+                async for _ in events:
+                    got += 1
+                    if got == n:
+                        break
+        took = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"{peak:.1f} {n / took:.0f}")
+
+    anyio.run(main, sys.argv[1], int(sys.argv[2]))
+    """
+)
+
+
+def backlog_rss(url: str, backlog: int) -> tuple[float, float]:
+    fill(url, "bench:backlog", backlog)
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_CHILD, url, str(backlog)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    redis.Redis.from_url(url).delete("bench:backlog")
+    return float(out[0]), float(out[1])
+
+
+# -- the old plugin, in its own venv ----------------------------------------
+
+
+def python312() -> str | None:
+    # pyenv's shim answers to python3.12 but fails unless 3.12 is selected,
+    # so the interpreter itself comes first.
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = sorted(root.glob("3.12.*/bin/python3.12"))
+    if candidates:
+        return str(candidates[-1])
+    return shutil.which("python3.12")
+
+
+def old_plugin(url: str, n: int) -> dict[str, float] | str:
+    interpreter = python312()
+    if interpreter is None:
+        return "no Python 3.12 found for the old plugin's venv"
+    venv = Path(tempfile.gettempdir()) / "abe-redis-bench-old-plugin"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([interpreter, "-m", "venv", str(venv)], check=True)
+        install = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "abe-redis==0.1.0", "redis[hiredis]"],
+            capture_output=True,
+            text=True,
+        )
+        if install.returncode != 0:
+            shutil.rmtree(venv, ignore_errors=True)
+            return "could not install abe-redis==0.1.0: " + install.stderr.strip()[-200:]
+    run = subprocess.run(
+        [str(python), str(HERE / "old_plugin.py"), url, str(n)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if run.returncode != 0:
+        return "old plugin run failed: " + run.stderr.strip()[-300:]
+    result: dict[str, float] = json.loads(run.stdout.strip().splitlines()[-1])
+    return result
+
+
+# -- the run ------------------------------------------------------------------
+
+
+def median_of(repeat: int, measure: Callable[[], float]) -> tuple[float, list[float]]:
+    runs = [measure() for _ in range(repeat)]
+    return statistics.median(runs), runs
+
+
+def on(backend: str, fn: Callable[..., Awaitable[float]], *args: Any) -> Callable[[], float]:
+    return lambda: anyio.run(fn, *args, backend=backend)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--backlog", type=int, default=1_000_000)
+    parser.add_argument("--skip-old", action="store_true", help="do not measure abe-redis 0.1.0")
+    args = parser.parse_args()
+    n, repeat = args.events, args.repeat
+
+    with RedisServer() as server:
+        url = server.url
+        print(
+            f"abe-redis benchmark: redis-server {server.version}, Python "
+            f"{sys.version.split()[0]}, redis-py {redis.__version__}, "
+            f"hiredis {'yes' if redis.utils.HIREDIS_AVAILABLE else 'no'}, "
+            f"{os.cpu_count()} CPUs, {n} events of ~{len(json.dumps(ev(0)))} bytes, "
+            f"median of {repeat} runs\n"
+        )
+        figures: dict[str, tuple[float, list[float]]] = {}
+
+        def measure(name: str, fn: Callable[[], float]) -> float:
+            figures[name] = median_of(repeat, fn)
+            runs = ", ".join(f"{r:,.0f}" for r in figures[name][1])
+            print(f"  {name:<38} {figures[name][0]:>12,.0f}/s   runs: {runs}", flush=True)
+            return figures[name][0]
+
+        raw_seq = measure("raw XADD sequential", on("asyncio", raw_publish_sequential, url, n))
+        raw_pipe = measure("raw XADD pipelined", on("asyncio", raw_publish_pipelined, url, n))
+        raw_drain_rate = measure("raw XREADGROUP+XACK+JSON drain", on("asyncio", raw_drain, url, n))
+        seq = measure("ours publish sequential", on("asyncio", ours_publish_sequential, url, n))
+        conc = measure("ours publish, 50 tasks", on("asyncio", ours_publish_concurrent, url, n))
+        many = measure("ours publish_many", on("asyncio", ours_publish_many, url, n))
+        cons1 = measure("ours consume+ack, 1 worker", on("asyncio", ours_consume, url, n, 1))
+        cons4 = measure("ours consume+ack, 4 workers", on("asyncio", ours_consume, url, n, 4))
+        trio_pub = measure(
+            "ours publish sequential (trio)", on("trio", ours_publish_sequential, url, n)
+        )
+        trio_cons = measure(
+            "ours consume+ack, 1 worker (trio)", on("trio", ours_consume, url, n, 1)
+        )
+        sync_pub = measure(
+            "SyncRedisQueue publish sequential", lambda: sync_publish_sequential(url, n)
+        )
+        sync_cons = measure("SyncRedisQueue consume+ack", lambda: sync_consume(url, n))
+
+        print("\n  end-to-end latency (publish -> handler), ms:")
+        lat: dict[str, list[float]] = {}
+        for rate, seconds in ((200, 3.0), (20_000, 1.0)):
+            samples = anyio.run(latency, url, float(rate), seconds)
+            lat[str(rate)] = [percentile(samples, p) for p in (50, 90, 99)] + [max(samples)]
+            p50, p90, p99, worst = lat[str(rate)]
+            print(
+                f"    at {rate:>6}/s: p50 {p50:.2f}  p90 {p90:.2f}  p99 {p99:.2f}  "
+                f"max {worst:.2f}  ({len(samples)} events)",
+                flush=True,
+            )
+
+        rss = None
+        if args.backlog:
+            rss, drain_rate = backlog_rss(url, args.backlog)
+            print(
+                f"\n  consumer peak RSS draining a {args.backlog:,}-event backlog: {rss:.1f} MB "
+                f"({drain_rate:,.0f}/s)",
+                flush=True,
+            )
+
+        old: dict[str, float] | str = "skipped (--skip-old)"
+        if not args.skip_old:
+            print("\n  old plugin abe-redis==0.1.0 (Python 3.12 venv):", flush=True)
+            runs = [old_plugin(url, n) for _ in range(repeat)]
+            if all(isinstance(r, dict) for r in runs):
+                keys = runs[0].keys()  # type: ignore[union-attr]
+                old = {k: statistics.median(r[k] for r in runs) for k in keys}  # type: ignore[index]
+                for k, v in old.items():
+                    print(f"    {k:<36} {v:>12,.0f}")
+            else:
+                old = next(r for r in runs if isinstance(r, str))
+                print(f"    not measured: {old}")
+
+    def ratio(a: float, b: float | None) -> str:
+        return f"{a / b:.2f}x" if b else "n/a"
+
+    o = old if isinstance(old, dict) else {}
+    rows = [
+        ("publish sequential", "ours / raw XADD", ratio(seq, raw_seq), ">= 0.95x"),
+        ("publish, 50 tasks", "ours / raw pipelined", ratio(conc, raw_pipe), ">= 0.8x"),
+        ("publish, 50 tasks", "ours / old plugin", ratio(conc, o.get("publish_50_tasks")), ">= 4x"),
+        ("consume+ack, 1 worker", "ours / raw drain", ratio(cons1, raw_drain_rate), ">= 0.8x"),
+        (
+            "consume+ack, 1 worker",
+            "ours / old plugin",
+            ratio(cons1, o.get("consume_1_worker")),
+            ">= 8x",
+        ),
+        ("trio vs asyncio", "publish", ratio(trio_pub, seq), ">= 0.6x"),
+        ("trio vs asyncio", "consume", ratio(trio_cons, cons1), ">= 0.6x"),
+        ("SyncRedisQueue vs async", "publish", ratio(sync_pub, seq), ">= 0.5x"),
+        ("SyncRedisQueue vs async", "consume", ratio(sync_cons, cons1), ">= 0.5x"),
+        ("latency p99 at 200/s", "ms", f"{lat['200'][2]:.2f}", "<= 1 ms"),
+        ("latency p99 at 20000/s", "ms", f"{lat['20000'][2]:.2f}", "<= 5 ms"),
+        ("RSS, backlog", "MB", "n/a" if rss is None else f"{rss:.1f}", "< 100 MB"),
+    ]
+    print("\n  ratios (same run)")
+    print(f"  {'workload':<26} {'measure':<22} {'figure':>10}   target")
+    for workload, what, figure, target in rows:
+        print(f"  {workload:<26} {what:<22} {figure:>10}   {target}")
+    if isinstance(old, dict):
+        print(
+            f"\n  old plugin errors with 50 concurrent publishers: {old['publish_50_tasks_errors']:.0f}"
+        )
+    print(f"\n  ours, 4 workers / 1 worker: {ratio(cons4, cons1)}; publish_many: {many:,.0f}/s")
+
+
+if __name__ == "__main__":
+    main()
