@@ -91,3 +91,10 @@ def demo(session: nox.Session) -> None:
     """The main job: publish and consume a burst through the host loader."""
     install(session, "hiredis", "fakeredis")
     session.run("python", "-m", "abe_redis", "demo", *session.posargs)
+
+
+@nox.session(python=LOADER_PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmark against raw redis-py and abe-redis 0.1.0 (prints figures; asserts none)."""
+    install(session, "hiredis", "trio")
+    session.run("python", "benchmarks/bench.py", *session.posargs)

@@ -91,7 +91,7 @@ async def raw_drain(url: str, n: int) -> float:
     got = 0
     start = time.perf_counter()
     while got < n:
-        reply = await r.xreadgroup("g", "c", {"bench:raw-drain": ">"}, count=500)
+        reply: Any = await r.xreadgroup("g", "c", {"bench:raw-drain": ">"}, count=500)
         ids = []
         for _, entries in reply:
             for entry_id, fields in entries:
@@ -311,11 +311,6 @@ def old_plugin(url: str, n: int) -> dict[str, float] | str:
 # -- the run ------------------------------------------------------------------
 
 
-def median_of(repeat: int, measure: Callable[[], float]) -> tuple[float, list[float]]:
-    runs = [measure() for _ in range(repeat)]
-    return statistics.median(runs), runs
-
-
 def on(backend: str, fn: Callable[..., Awaitable[float]], *args: Any) -> Callable[[], float]:
     return lambda: anyio.run(fn, *args, backend=backend)
 
@@ -338,32 +333,41 @@ def main() -> None:
             f"{os.cpu_count()} CPUs, {n} events of ~{len(json.dumps(ev(0)))} bytes, "
             f"median of {repeat} runs\n"
         )
-        figures: dict[str, tuple[float, list[float]]] = {}
-
-        def measure(name: str, fn: Callable[[], float]) -> float:
-            figures[name] = median_of(repeat, fn)
-            runs = ", ".join(f"{r:,.0f}" for r in figures[name][1])
-            print(f"  {name:<38} {figures[name][0]:>12,.0f}/s   runs: {runs}", flush=True)
-            return figures[name][0]
-
-        raw_seq = measure("raw XADD sequential", on("asyncio", raw_publish_sequential, url, n))
-        raw_pipe = measure("raw XADD pipelined", on("asyncio", raw_publish_pipelined, url, n))
-        raw_drain_rate = measure("raw XREADGROUP+XACK+JSON drain", on("asyncio", raw_drain, url, n))
-        seq = measure("ours publish sequential", on("asyncio", ours_publish_sequential, url, n))
-        conc = measure("ours publish, 50 tasks", on("asyncio", ours_publish_concurrent, url, n))
-        many = measure("ours publish_many", on("asyncio", ours_publish_many, url, n))
-        cons1 = measure("ours consume+ack, 1 worker", on("asyncio", ours_consume, url, n, 1))
-        cons4 = measure("ours consume+ack, 4 workers", on("asyncio", ours_consume, url, n, 4))
-        trio_pub = measure(
-            "ours publish sequential (trio)", on("trio", ours_publish_sequential, url, n)
+        workloads: list[tuple[str, Callable[[], float]]] = [
+            ("raw XADD sequential", on("asyncio", raw_publish_sequential, url, n)),
+            ("raw XADD pipelined", on("asyncio", raw_publish_pipelined, url, n)),
+            ("raw XREADGROUP+XACK+JSON drain", on("asyncio", raw_drain, url, n)),
+            ("ours publish sequential", on("asyncio", ours_publish_sequential, url, n)),
+            ("ours publish, 50 tasks", on("asyncio", ours_publish_concurrent, url, n)),
+            ("ours publish_many", on("asyncio", ours_publish_many, url, n)),
+            ("ours consume+ack, 1 worker", on("asyncio", ours_consume, url, n, 1)),
+            ("ours consume+ack, 4 workers", on("asyncio", ours_consume, url, n, 4)),
+            ("ours publish sequential (trio)", on("trio", ours_publish_sequential, url, n)),
+            ("ours consume+ack, 1 worker (trio)", on("trio", ours_consume, url, n, 1)),
+            ("SyncRedisQueue publish sequential", lambda: sync_publish_sequential(url, n)),
+            ("SyncRedisQueue consume+ack", lambda: sync_consume(url, n)),
+        ]
+        # Rounds interleave the workloads, so drift in a shared machine's
+        # speed hits ours and the raw client alike; medians per workload.
+        runs: dict[str, list[float]] = {name: [] for name, _ in workloads}
+        for _ in range(repeat):
+            for name, fn in workloads:
+                runs[name].append(fn())
+        med = {name: statistics.median(values) for name, values in runs.items()}
+        for name, values in runs.items():
+            shown = ", ".join(f"{v:,.0f}" for v in values)
+            print(f"  {name:<38} {med[name]:>12,.0f}/s   runs: {shown}")
+        raw_seq, raw_pipe = med["raw XADD sequential"], med["raw XADD pipelined"]
+        raw_drain_rate = med["raw XREADGROUP+XACK+JSON drain"]
+        seq, conc = med["ours publish sequential"], med["ours publish, 50 tasks"]
+        many = med["ours publish_many"]
+        cons1, cons4 = med["ours consume+ack, 1 worker"], med["ours consume+ack, 4 workers"]
+        trio_pub = med["ours publish sequential (trio)"]
+        trio_cons = med["ours consume+ack, 1 worker (trio)"]
+        sync_pub, sync_cons = (
+            med["SyncRedisQueue publish sequential"],
+            med["SyncRedisQueue consume+ack"],
         )
-        trio_cons = measure(
-            "ours consume+ack, 1 worker (trio)", on("trio", ours_consume, url, n, 1)
-        )
-        sync_pub = measure(
-            "SyncRedisQueue publish sequential", lambda: sync_publish_sequential(url, n)
-        )
-        sync_cons = measure("SyncRedisQueue consume+ack", lambda: sync_consume(url, n))
 
         print("\n  end-to-end latency (publish -> handler), ms:")
         lat: dict[str, list[float]] = {}
@@ -389,15 +393,16 @@ def main() -> None:
         old: dict[str, float] | str = "skipped (--skip-old)"
         if not args.skip_old:
             print("\n  old plugin abe-redis==0.1.0 (Python 3.12 venv):", flush=True)
-            runs = [old_plugin(url, n) for _ in range(repeat)]
-            if all(isinstance(r, dict) for r in runs):
-                keys = runs[0].keys()  # type: ignore[union-attr]
-                old = {k: statistics.median(r[k] for r in runs) for k in keys}  # type: ignore[index]
+            attempts = [old_plugin(url, n) for _ in range(repeat)]
+            measured = [a for a in attempts if isinstance(a, dict)]
+            failures = [a for a in attempts if isinstance(a, str)]
+            if failures:
+                old = failures[0]
+                print(f"    not measured: {old}")
+            else:
+                old = {k: statistics.median(m[k] for m in measured) for k in measured[0]}
                 for k, v in old.items():
                     print(f"    {k:<36} {v:>12,.0f}")
-            else:
-                old = next(r for r in runs if isinstance(r, str))
-                print(f"    not measured: {old}")
 
     def ratio(a: float, b: float | None) -> str:
         return f"{a / b:.2f}x" if b else "n/a"
@@ -427,9 +432,8 @@ def main() -> None:
     for workload, what, figure, target in rows:
         print(f"  {workload:<26} {what:<22} {figure:>10}   {target}")
     if isinstance(old, dict):
-        print(
-            f"\n  old plugin errors with 50 concurrent publishers: {old['publish_50_tasks_errors']:.0f}"
-        )
+        errors = old["publish_50_tasks_errors"]
+        print(f"\n  old plugin errors with 50 concurrent publishers: {errors:.0f}")
     print(f"\n  ours, 4 workers / 1 worker: {ratio(cons4, cons1)}; publish_many: {many:,.0f}/s")
 
 
