@@ -64,7 +64,8 @@ async def main(url: str, n: int) -> dict[str, float]:
 
     start = time.perf_counter()
     await asyncio.gather(*(part(k) for k in range(50)))
-    out["publish_50_tasks"] = n / (time.perf_counter() - start)
+    # Only publishes that succeeded count; the failed ones are reported apart.
+    out["publish_50_tasks"] = (n - errors) / (time.perf_counter() - start)
     out["publish_50_tasks_errors"] = errors
     await raw.delete(stream)
 

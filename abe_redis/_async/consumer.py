@@ -76,6 +76,14 @@ class _Consumer:
             raise StopAsyncIteration
         return step
 
+    async def _next_batch(self, limit: int) -> list[Delivery]:
+        """The next delivery plus those already fetched, up to ``limit`` (one hop for
+        the sync facade). Use on an explicit-mode consumer: handing out does not ack."""
+        batch = [await self._next()]
+        while len(batch) < limit and self._core.buffer:
+            batch.append(await self._next())
+        return batch
+
     async def _close(self, *, processed: bool) -> None:
         if self._core.state is ConsumerState.CLOSED:
             return

@@ -79,15 +79,19 @@ def encode_payload(
 
 def decode_entry(entry: StreamEntry) -> Delivery | Undecodable:
     """Decode a stream entry into a delivery, or say why it cannot be decoded."""
-    if entry.fields is None:
+    fields = entry.fields
+    if fields is None:
         return Undecodable(entry, "entry was deleted from the stream")
     raw = None
-    for name, value in entry.fields:
-        if name == FIELD:
-            raw = value
-            break
+    if len(fields) == 1 and fields[0][0] == FIELD:
+        raw = fields[0][1]  # hot path: the entries we write
+    else:
+        for name, value in fields:
+            if name == FIELD:
+                raw = value
+                break
     if raw is None:
-        names = ", ".join(n.decode("utf-8", "replace") for n, _ in entry.fields[:5])
+        names = ", ".join(n.decode("utf-8", "replace") for n, _ in fields[:5])
         return Undecodable(entry, f"entry has no 'data' field (fields: {names or 'none'})")
     try:
         payload = _decode(raw.decode("utf-8"))

@@ -64,6 +64,11 @@ def _pairs(value: Any) -> Mapping[str, Any]:
 def _fields(value: Any) -> tuple[tuple[bytes, bytes], ...] | None:
     if value is None:
         return None
+    # Hot path: the one-field entries we write ([b"data", b"{...}"]).
+    if type(value) is list and len(value) == 2:
+        name, val = value
+        if type(name) is bytes and type(val) is bytes:
+            return ((name, val),)
     if isinstance(value, Mapping):
         items = list(value.items())
     elif isinstance(value, list | tuple) and len(value) % 2 == 0:

@@ -166,6 +166,7 @@ class ConsumerCore:
     errors: dict[Key, str] = field(default_factory=dict)
     now: float = 0.0
     first_ack_at: float | None = None
+    ack_count: int = 0
     next_claim_at: float = 0.0
     next_discovery_at: float = 0.0
     next_stale_check_at: float = 0.0
@@ -213,7 +214,9 @@ class ConsumerCore:
         if self.first_ack_at is None:
             self.first_ack_at = now
         self.acks.setdefault(delivery.stream, []).append(delivery.id)
-        self.errors.pop(key, None)
+        self.ack_count += 1
+        if self.errors:
+            self.errors.pop(key, None)
 
     def nack(
         self, key: Key, now: float, *, delay: float | None = None, error: str | None = None
@@ -554,6 +557,7 @@ class ConsumerCore:
                 if entry.fields is None:
                     # Deleted while pending: nothing is left to keep.
                     self.acks.setdefault(entry.stream, []).append(entry.id)
+                    self.ack_count += 1
                     self.first_ack_at = self.first_ack_at or self.now
                     continue
                 self.dead.append(
@@ -654,9 +658,8 @@ class ConsumerCore:
     def _ack_due(self) -> bool:
         if self.first_ack_at is None:
             return False
-        pending = sum(len(ids) for ids in self.acks.values())
         return (
-            pending >= self.config.prefetch
+            self.ack_count >= self.config.prefetch
             or self.now - self.first_ack_at >= self.config.ack_interval
         )
 
@@ -671,6 +674,7 @@ class ConsumerCore:
             for entry_id in ids:
                 self._unhold((stream, entry_id))
         self.acks.clear()
+        self.ack_count = 0
         self.first_ack_at = None
 
 

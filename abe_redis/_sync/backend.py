@@ -8,11 +8,14 @@ share one queue.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import logging
 import signal
 import threading
+import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import FrameType, TracebackType
 from typing import Any, Generic, TypeVar
@@ -21,7 +24,7 @@ import anyio
 from anyio.from_thread import BlockingPortal, BlockingPortalProvider
 
 from .._async.backend import RedisMessageQueueBackend
-from .._async.consumer import AsyncConsumer, AsyncDeliveries, AsyncDelivery, _Consumer
+from .._async.consumer import AsyncDeliveries, AsyncDelivery, _Consumer
 from .._async.transport import Transport
 from .._core.consumer import ConsumerStats
 from .._core.deadletters import ReplayResult
@@ -94,18 +97,27 @@ async def _cancel(scope: anyio.CancelScope) -> None:
     scope.cancel()
 
 
-class SyncConsumer(_SyncIterator[AsyncConsumer]):
+class SyncConsumer(_SyncIterator[AsyncDeliveries]):
     """Blocking iterator of payloads; see :class:`~abe_redis.AsyncConsumer` for acks.
 
-    Use it in a ``with`` block (or call :meth:`close`) so what you processed
-    is acknowledged and everything else is released at once.
+    Asking for the next payload marks the previous one processed, as in the
+    async facade. Deliveries already fetched come over from the portal
+    thread in one hop, so iterating costs no thread hop per message; use a
+    consumer from one thread at a time. Use it in a ``with`` block (or call
+    :meth:`close`) so what you processed is acknowledged and everything else
+    is released at once.
     """
+
+    def __init__(self, portal: BlockingPortal, consumer: AsyncDeliveries) -> None:
+        super().__init__(portal, consumer)
+        self._fetched: collections.deque[Delivery] = collections.deque()
+        self._last: Delivery | None = None
 
     def __iter__(self) -> SyncConsumer:
         return self
 
     def __next__(self) -> dict[str, Any]:
-        return self._next_delivery().payload
+        return self.next_delivery().payload
 
     def next_delivery(self) -> Delivery:
         """Block until the next delivery arrives.
@@ -114,12 +126,49 @@ class SyncConsumer(_SyncIterator[AsyncConsumer]):
             StopIteration: the consumer was stopped or closed.
             ConnectError: Redis could not be reached when consuming started.
         """
-        return self._next_delivery()
+        core = self._consumer._core
+        if self._last is not None:
+            # Only this thread touches this consumer's core between portal
+            # calls, so the ack needs no hop; it goes out with the next read.
+            core.ack(self._last.key, time.monotonic())
+            self._last = None
+        if self._stopping.is_set():
+            raise StopIteration
+        if not self._fetched:
+            self._fetched.extend(self._next_batch())
+        self._last = self._fetched.popleft()
+        return self._last
+
+    def _next_batch(self) -> list[Delivery]:
+        limit = self._consumer._core.config.prefetch
+        try:
+            batch = self._portal.call(self._batch_or_stop, limit)
+        except StopAsyncIteration:
+            raise StopIteration from None
+        if batch is None or self._stopping.is_set():
+            raise StopIteration
+        return batch
+
+    async def _batch_or_stop(self, limit: int) -> list[Delivery] | None:
+        with anyio.CancelScope() as scope:
+            self._waiting = scope
+            if self._stopping.is_set():
+                scope.cancel()
+            try:
+                return await self._consumer._next_batch(limit)
+            finally:
+                self._waiting = None
+        return None
 
     def close(self, *, processed: bool = True) -> None:
         """Stop consuming; ack what was processed (the last payload too when
         ``processed``) and release the rest."""
-        self._portal.call(functools.partial(self._consumer._close, processed=processed))
+        if self._last is not None and processed and not self._consumer.closed:
+            self._consumer._core.ack(self._last.key, time.monotonic())
+        self._last = None
+        self._fetched.clear()
+        # Everything handed over but not acked here is released, not drained.
+        self._portal.call(functools.partial(self._consumer._close, processed=False))
 
     def __enter__(self) -> SyncConsumer:
         return self
@@ -224,6 +273,7 @@ class SyncRedisQueue:
         self._provider = BlockingPortalProvider(backend="asyncio")
         self._portal = self._provider.__enter__()
         self._closed = False
+        self._consumers: weakref.WeakSet[SyncConsumer] = weakref.WeakSet()
 
         def make() -> RedisMessageQueueBackend:
             transport = transport_factory(self.settings) if transport_factory else None
@@ -269,7 +319,9 @@ class SyncRedisQueue:
 
     def consume(self, *, group: str | None = None) -> SyncConsumer:
         """Blocking iterator of payloads for ``group`` (default: the configured group)."""
-        return SyncConsumer(self._portal, self._call(self._backend.consume, group=group))
+        consumer = SyncConsumer(self._portal, self._call(self._backend.deliveries, group=group))
+        self._consumers.add(consumer)
+        return consumer
 
     def deliveries(self, *, group: str | None = None) -> SyncDeliveries:
         """Blocking iterator of deliveries to settle with ``ack``/``nack``."""
@@ -377,6 +429,9 @@ class SyncRedisQueue:
             return
         self._closed = True
         try:
+            # Consumers nobody closed: release what they hold (no drain wait).
+            for consumer in list(self._consumers):
+                consumer.close(processed=False)
             self._portal.call(self._backend.aclose)
         finally:
             self._provider.__exit__(None, None, None)
