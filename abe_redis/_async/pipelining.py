@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 from .._core.commands import Command, Pipeline
 from .._core.entries import Delivery
@@ -47,6 +48,7 @@ class Coalescer:
         self._queue: list[_Request] = []
         self._flushing = False
         self._idle: anyio.Event | None = None
+        self._last_batch = 0
         self.max_batch = max_batch
         self.round_trips = 0
 
@@ -90,6 +92,11 @@ class Coalescer:
             # over: a waiter whose request is still queued flushes next.
             self._flushing = True
             try:
+                if self._last_batch > 1:
+                    # Several callers just got their answers and are about to
+                    # queue their next commands: let them, so the batch is full.
+                    # (A lone caller never waits here.)
+                    await anyio.lowlevel.cancel_shielded_checkpoint()
                 if len(self._queue) == 1:
                     # Alone: nobody else depends on this round trip, so no
                     # shield is needed and cancellation stays prompt.
@@ -106,6 +113,7 @@ class Coalescer:
 
     async def _send_alone(self, request: _Request) -> None:
         self.round_trips += 1
+        self._last_batch = 1
         try:
             request.reply = await self._transport.execute(request.command)
         except Exception as exc:
@@ -124,6 +132,7 @@ class Coalescer:
         if len(batch) == 1:
             await self._send_alone(batch[0])
             return
+        self._last_batch = len(batch)
         flat: list[Command[Any]] = []
         for request in batch:
             cmd = request.command

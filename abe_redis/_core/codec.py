@@ -20,6 +20,7 @@ MAX_DEPTH = 64
 MAX_KEY_LENGTH = 256
 MAX_PAYLOAD_BYTES = 1_048_576
 RESERVED_SUFFIX = ":dlq"
+_CONTAINERS = (dict, list, tuple)
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 _decode = json.JSONDecoder().decode
 
@@ -35,20 +36,24 @@ class Undecodable:
 def _check_tree(value: Any, depth: int) -> None:
     # json.dumps alone would accept int keys (turning them into strings) and
     # recurse until RecursionError, so keys and depth are checked here.
+    # Exact type checks (not isinstance) keep this cheap on the publish hot
+    # path; subclasses of dict/list still get checked by the slow branch.
     if depth > MAX_DEPTH:
         raise PayloadError(f"payload nests deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, str):
+            if type(key) is not str and not isinstance(key, str):
                 raise PayloadError(
                     f"payload has a key of type {type(key).__name__} ({key!r:.40}); "
                     "JSON keys are strings"
                 )
-            if isinstance(item, dict | list | tuple):
+            kind = type(item)
+            if kind is dict or kind is list or kind is tuple or isinstance(item, _CONTAINERS):
                 _check_tree(item, depth + 1)
     elif isinstance(value, list | tuple):
         for item in value:
-            if isinstance(item, dict | list | tuple):
+            kind = type(item)
+            if kind is dict or kind is list or kind is tuple or isinstance(item, _CONTAINERS):
                 _check_tree(item, depth + 1)
 
 

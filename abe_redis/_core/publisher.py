@@ -66,6 +66,7 @@ class Publisher:
     connected: bool = False
     registered: dict[str, float] = field(default_factory=dict)
     since_trim: dict[str, int] = field(default_factory=dict)
+    valid_keys: set[str] = field(default_factory=set)
     last_trim: dict[str, float] = field(default_factory=dict)
 
     def publish(
@@ -81,7 +82,7 @@ class Publisher:
         starts, before it yields any command: a bad one raises and nothing
         is written.
         """
-        key = validate_key(key, reserved=self.registry_key)
+        key = self._valid(key)
         fields = encode_payload(payload, self.max_payload_bytes)
         idem = self._idempotency_key(payload, idempotency_key)
         probe = is_internal(key) and key not in self.consumed
@@ -95,6 +96,15 @@ class Publisher:
         if not probe:
             yield from self._maybe_trim(key, now)
         return entry_id
+
+    def _valid(self, key: Any) -> str:
+        # Checked once per key: the checks walk every character.
+        if type(key) is str and key in self.valid_keys:
+            return key
+        key = validate_key(key, reserved=self.registry_key)
+        if len(self.valid_keys) < 10_000:
+            self.valid_keys.add(key)
+        return key
 
     def publish_many(
         self, key: Any, payloads: Sequence[Mapping[str, Any]], now: float
