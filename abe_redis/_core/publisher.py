@@ -100,11 +100,11 @@ class Publisher:
     def _valid(self, key: Any) -> str:
         # Checked once per key: the checks walk every character.
         if type(key) is str and key in self.valid_keys:
-            return key
-        key = validate_key(key, reserved=self.registry_key)
+            return str(key)
+        valid = validate_key(key, reserved=self.registry_key)
         if len(self.valid_keys) < 10_000:
-            self.valid_keys.add(key)
-        return key
+            self.valid_keys.add(valid)
+        return valid
 
     def publish_many(
         self, key: Any, payloads: Sequence[Mapping[str, Any]], now: float
