@@ -167,6 +167,7 @@ class ConsumerCore:
     now: float = 0.0
     first_ack_at: float | None = None
     ack_count: int = 0
+    _drained: bool = False
     next_claim_at: float = 0.0
     next_discovery_at: float = 0.0
     next_stale_check_at: float = 0.0
@@ -407,6 +408,14 @@ class ConsumerCore:
             resume = yield Sleep(0.01)
             self.now = resume.now
             return
+        if self._drained and len(self.streams) == 1 and self.now < self.next_claim_at:
+            # The last read found the stream empty and nothing else is due:
+            # go straight to the blocking read, with the acks in front of it
+            # in the same round trip (one round trip per message at low rates).
+            ((name, state),) = self.streams.items()
+            if not state.history and not (self.retries and self.retries[0][0] <= self.now):
+                yield from self._block(name, state)
+                return
         acks = self._ack_commands()
         reads = [self._read(name, state) for name, state in self.streams.items()]
         claims: list[XAutoClaim] = []
@@ -433,6 +442,7 @@ class ConsumerCore:
         for read, reply in zip(reads, replies[: len(reads)], strict=True):
             entries = yield from self._take_read(read, reply)
             if read.start_id == ">":
+                self._drained = len(entries) < read.count
                 self._accept(entries)
             else:
                 recounted.extend(entries)
@@ -449,6 +459,10 @@ class ConsumerCore:
             self._accept(recounted, counts)
         if self.buffer or self.dead or any(s.history for s in self.streams.values()):
             return
+        if len(self.streams) == 1:
+            ((name, state),) = self.streams.items()
+            yield from self._block(name, state)
+            return
         blocking = [self._read(name, state, block=True) for name, state in self.streams.items()]
         if self.retries:
             # Do not block past the next retry.
@@ -459,10 +473,6 @@ class ConsumerCore:
                 )
                 for r in blocking
             ]
-        if len(blocking) == 1:
-            reply = yield from self._call(blocking[0])
-            self._accept((yield from self._take_read(blocking[0], reply)))
-            return
         answers = yield from self._call(AnyOf(tuple(blocking)))
         for read, reply in zip(blocking, answers, strict=True):
             if reply is NOT_RUN:
@@ -470,6 +480,21 @@ class ConsumerCore:
                 self.streams[read.stream].history = True
             else:
                 self._accept((yield from self._take_read(read, reply)))
+
+    def _block(self, name: str, state: _Stream) -> Flow[None]:
+        """One stream: pending acks, then a blocking read, in one round trip."""
+        read = self._read(name, state, block=True)
+        if self.retries:
+            # Do not block past the next retry.
+            wait_ms = max(1, int((self.retries[0][0] - self.now) * 1000))
+            read = XReadGroup(read.group, read.consumer, read.stream, ">", read.count,
+                              min(self.config.block_ms, wait_ms))  # fmt: skip
+        acks = self._ack_commands()
+        replies = yield from self._call(Pipeline((*acks, read)))
+        self._acked()
+        entries = yield from self._take_read(read, replies[-1])
+        self._drained = len(entries) < read.count
+        self._accept(entries)
 
     def _read(self, name: str, state: _Stream, *, block: bool = False) -> XReadGroup:
         cfg = self.config

@@ -49,6 +49,11 @@ def new(stream: str = "s", block: int | None = None) -> XReadGroup:
     return XReadGroup("g", "c", stream, ">", 10, block)
 
 
+def blocked(*acks: XAck) -> Pipeline:
+    """The blocking read of stream s, with pending acks in front of it."""
+    return Pipeline((*acks, new(block=1000)))
+
+
 def claim(stream: str = "s", start: str = "0-0") -> XAutoClaim:
     return XAutoClaim(stream, "g", "c", 30_000, start, 10)
 
@@ -74,8 +79,8 @@ def started(
 def delivered(player: Player[None], *items: tuple[str, bytes]) -> None:
     """Answer the first read with new entries (delivery count 1)."""
     player.reply([[[b"s", []]], EMPTY_CLAIM])
-    assert isinstance(player.step, XReadGroup)
-    player.reply([[b"s", [entry(i, data) for i, data in items]]])
+    assert player.step == blocked()
+    player.reply([[[b"s", [entry(i, data) for i, data in items]]]])
 
 
 def test_start_creates_groups_from_zero_and_skips_probe_streams() -> None:
@@ -92,8 +97,8 @@ def test_first_read_is_of_our_own_pending_entries_then_blocks_for_new() -> None:
     _, player = started()
     assert player.step == Pipeline((history(), claim()))
     player.reply([[[b"s", []]], EMPTY_CLAIM])
-    assert player.step == new(block=1000)
-    player.reply([[b"s", [entry("1-0", b'{"n":1}')]]])
+    assert player.step == blocked()
+    player.reply([[[b"s", [entry("1-0", b'{"n":1}')]]]])
     assert player.step == Delivery("s", "1-0", {"n": 1}, 1)
 
 
@@ -114,8 +119,8 @@ def test_ack_only_after_the_host_asks_for_the_next_and_rides_with_the_read() -> 
     assert player.step == Delivery("s", "2-0", {"n": 2})
     assert core.acks == {"s": ["1-0"]}
     player.reply()
-    # Buffer empty: the two acks go in the same round trip as the next read.
-    assert player.step == Pipeline((XAck("s", "g", ("1-0", "2-0")), new()))
+    # Buffer empty, stream drained: the acks ride with the next (blocking) read.
+    assert player.step == blocked(XAck("s", "g", ("1-0", "2-0")))
     player.reply([2, None])
     assert core.acks == {}
     assert core.held == set()
@@ -147,7 +152,7 @@ def test_history_read_continues_until_a_short_page() -> None:
     assert player.step == Pipeline((XReadGroup("g", "c", "s", "10-0", 10),))
     player.reply([[[b"s", []]]])
     assert core.streams["s"].history is False
-    assert player.step == new(block=1000)
+    assert player.step == blocked()
 
 
 def test_no_streams_yet_sleeps_then_looks_again() -> None:
@@ -163,8 +168,8 @@ def test_no_streams_yet_sleeps_then_looks_again() -> None:
 def test_streams_appearing_later_are_picked_up() -> None:
     core, player = started()
     player.reply([[[b"s", []]], EMPTY_CLAIM])
-    assert player.step == new(block=1000)
-    player.reply(None, advance=2.5)
+    assert player.step == blocked()
+    player.reply([None], advance=2.5)
     assert player.step == SMembers("reg")
     player.reply([b"s", b"t"])
     assert player.step == Pipeline((XGroupCreate("t", "g", "0"),))
@@ -201,13 +206,13 @@ def test_transport_error_later_backs_off_retries_and_rereads_pending() -> None:
     core, player = started()
     player.reply([[[b"s", []]], EMPTY_CLAIM])
     blocking = player.step
-    assert blocking == new(block=1000)
+    assert blocking == blocked()
     player.throw(ConnectError("connection reset"))
     assert isinstance(player.step, Sleep)
     assert core.streams["s"].history is True
     player.reply(advance=0.1)
     assert player.step == blocking  # the same command, retried
-    player.reply(None)
+    player.reply([None])
     assert player.step == Pipeline((history(),))
 
 
@@ -261,7 +266,7 @@ def test_undecodable_entries_go_to_the_dead_letter_stream_atomically() -> None:
 def test_foreign_fields_are_kept_under_a_prefix() -> None:
     _, player = started()
     player.reply([[[b"s", []]], EMPTY_CLAIM])
-    player.reply([[b"s", [[b"9-0", [b"payload", b"x"]]]]])
+    player.reply([[[b"s", [[b"9-0", [b"payload", b"x"]]]]]])
     assert isinstance(player.step, Pipeline)
     dlq = player.step.commands[0]
     assert isinstance(dlq, XAdd)
@@ -298,10 +303,9 @@ def test_reclaimed_entries_are_delivered_and_not_duplicated() -> None:
 def test_claims_run_on_their_interval() -> None:
     _, player = started()
     player.reply([[[b"s", []]], EMPTY_CLAIM])
-    player.reply(None, advance=1.0)  # blocking read timed out, claim not due
-    assert player.step == Pipeline((new(),))
-    player.reply([None], advance=0.0)
-    player.reply(None, advance=4.5)  # 5.5 s after the last claim
+    player.reply([None], advance=1.0)  # blocking read timed out, claim not due
+    assert player.step == blocked()  # drained: straight back to blocking
+    player.reply([None], advance=4.5)  # 5.5 s after the last claim
     assert player.step == SMembers("reg")  # discovery is due too
     player.reply([b"s"])
     step = player.step
@@ -332,12 +336,12 @@ def test_nack_retries_after_a_backoff_then_redelivers_with_the_count() -> None:
     assert 0.5 <= delay <= 1.0  # first failure: between half and all of retry_base
     player.reply()
     read = player.step
-    assert isinstance(read, Pipeline)  # nothing to read yet; the retry is not due
-    player.reply([None])
-    assert isinstance(player.step, XReadGroup)
-    assert player.step.block_ms is not None
-    assert player.step.block_ms <= 1000
-    player.reply(None, advance=1.0)
+    assert isinstance(read, Pipeline)  # the retry is not due: block until it is
+    last = read.commands[-1]
+    assert isinstance(last, XReadGroup)
+    assert last.block_ms is not None
+    assert last.block_ms <= 1000
+    player.reply([None], advance=1.0)
     assert player.step == Pipeline((new(), XClaimEntries("s", "g", "c", ("1-0",))))
     player.reply([None, [entry("1-0", b'{"n":1}')]])
     assert player.step == Pipeline((XPendingRange("s", "g", "1-0", "1-0", 17, "c"),))
