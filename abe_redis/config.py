@@ -53,6 +53,19 @@ _POLICIES = {
     "fail": GroupPolicy.FAIL,
 }
 
+# Integer settings, each validated as >= 1 (the optional ones when set).
+_INTS = (
+    "max_connections",
+    "claim_min_idle_ms",
+    "block_ms",
+    "prefetch",
+    "max_deliveries",
+    "idempotency_window_ms",
+    "max_payload_bytes",
+    "max_lease_ms",
+)
+_OPTIONAL_INTS = ("stream_maxlen", "stale_consumer_ms", "ungrouped_maxlen")
+_OFF_WHEN_ZERO = ("stale_consumer_ms", "ungrouped_maxlen")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
@@ -147,18 +160,9 @@ class Settings:
 
     def __post_init__(self) -> None:
         self._check_url()
-        for name in (
-            "max_connections",
-            "claim_min_idle_ms",
-            "block_ms",
-            "prefetch",
-            "max_deliveries",
-            "idempotency_window_ms",
-            "max_payload_bytes",
-            "max_lease_ms",
-        ):
+        for name in _INTS:
             _positive_int(name, getattr(self, name))
-        for name in ("stream_maxlen", "stale_consumer_ms", "ungrouped_maxlen"):
+        for name in _OPTIONAL_INTS:
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
         for name in ("socket_timeout", "retry_base", "retry_cap", "drain_timeout"):
@@ -258,25 +262,12 @@ class Settings:
                 kw["ssl"] = False
             else:
                 raise ConfigError(f"REDIS_SSL must be true or false, got {ssl!r}")
-        for name in (
-            "max_connections",
-            "stream_maxlen",
-            "claim_min_idle_ms",
-            "block_ms",
-            "prefetch",
-            "max_deliveries",
-            "idempotency_window_ms",
-            "max_payload_bytes",
-            "max_lease_ms",
-        ):
+        for name in _INTS + _OPTIONAL_INTS:
             value = get(name)
             if value is not None:
-                kw[name] = _parse_int(name, value)
-        for name in ("stale_consumer_ms", "ungrouped_maxlen"):
-            value = get(name)
-            if value is not None:
-                # 0 turns the clean-up (or the cap) off.
-                kw[name] = _parse_int(name, value) or None
+                number = _parse_int(name, value)
+                # 0 turns the stale-consumer clean-up (or the cap) off.
+                kw[name] = (number or None) if name in _OFF_WHEN_ZERO else number
         for name in ("socket_timeout", "publish_retry_seconds", "drain_timeout"):
             value = get(name)
             if value is not None:

@@ -17,6 +17,8 @@ import redis.asyncio as aioredis
 
 
 def event(i: int) -> dict[str, object]:
+    # The same event as abe_redis.cli.slack_event; this script runs in a venv
+    # where only the old plugin is installed, so it cannot import ours.
     return {
         "token": "demo-verification-token",
         "team_id": "T0DEMO0001",

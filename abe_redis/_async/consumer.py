@@ -141,14 +141,15 @@ class AsyncConsumer(_Consumer):
         await self._close(processed=exc_type is None and not cancelled())
 
 
-class AsyncDelivery:
-    """One delivery to settle explicitly with :meth:`ack` or :meth:`nack`."""
+class DeliveryView:
+    """What a settleable delivery shows: payload, stream, id and delivery count."""
 
-    __slots__ = ("_consumer", "delivery")
+    __slots__ = ()
 
-    def __init__(self, consumer: AsyncDeliveries, delivery: Delivery) -> None:
-        self._consumer = consumer
-        self.delivery = delivery
+    @property
+    def delivery(self) -> Delivery:
+        """The delivery record: payload, stream, id and count."""
+        raise NotImplementedError
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -172,8 +173,24 @@ class AsyncDelivery:
 
     def __repr__(self) -> str:
         return (
-            f"AsyncDelivery(stream={self.stream!r}, id={self.id!r}, deliveries={self.deliveries})"
+            f"{type(self).__name__}(stream={self.stream!r}, id={self.id!r}, "
+            f"deliveries={self.deliveries})"
         )
+
+
+class AsyncDelivery(DeliveryView):
+    """One delivery to settle explicitly with :meth:`ack` or :meth:`nack`."""
+
+    __slots__ = ("_consumer", "_delivery")
+
+    def __init__(self, consumer: AsyncDeliveries, delivery: Delivery) -> None:
+        self._consumer = consumer
+        self._delivery = delivery
+
+    @property
+    def delivery(self) -> Delivery:
+        """The delivery record: payload, stream, id and count."""
+        return self._delivery
 
     async def ack(self) -> None:
         """Mark it processed; the XACK goes out with the consumer's next round trip.

@@ -24,7 +24,7 @@ import anyio
 from anyio.from_thread import BlockingPortal, BlockingPortalProvider
 
 from .._async.backend import RedisMessageQueueBackend
-from .._async.consumer import AsyncDeliveries, AsyncDelivery, _Consumer
+from .._async.consumer import AsyncDeliveries, AsyncDelivery, DeliveryView, _Consumer
 from .._async.transport import Transport
 from .._core.consumer import ConsumerStats
 from .._core.deadletters import ReplayResult
@@ -182,7 +182,7 @@ class SyncConsumer(_SyncIterator[AsyncDeliveries]):
         self.close(processed=exc_type is None)
 
 
-class SyncDelivery:
+class SyncDelivery(DeliveryView):
     """One delivery to settle with :meth:`ack` or :meth:`nack` (blocking)."""
 
     __slots__ = ("_inner", "_portal")
@@ -192,27 +192,9 @@ class SyncDelivery:
         self._inner = inner
 
     @property
-    def payload(self) -> dict[str, Any]:
-        """The payload, exactly as published."""
-        return self._inner.payload
-
-    @property
-    def stream(self) -> str:
-        """The stream it came from."""
-        return self._inner.stream
-
-    @property
-    def id(self) -> str:
-        """Its entry id."""
-        return self._inner.id
-
-    @property
-    def deliveries(self) -> int:
-        """How often Redis has delivered it, this time included."""
-        return self._inner.deliveries
-
-    def __repr__(self) -> str:
-        return f"SyncDelivery(stream={self.stream!r}, id={self.id!r}, deliveries={self.deliveries})"
+    def delivery(self) -> Delivery:
+        """The delivery record (payload, stream, id, count)."""
+        return self._inner.delivery
 
     def ack(self) -> None:
         """Mark it processed (see :meth:`AsyncDelivery.ack`)."""
