@@ -464,15 +464,6 @@ class ConsumerCore:
             yield from self._block(name, state)
             return
         blocking = [self._read(name, state, block=True) for name, state in self.streams.items()]
-        if self.retries:
-            # Do not block past the next retry.
-            wait_ms = max(1, int((self.retries[0][0] - self.now) * 1000))
-            blocking = [
-                XReadGroup(
-                    r.group, r.consumer, r.stream, r.start_id, r.count, min(cfg.block_ms, wait_ms)
-                )
-                for r in blocking
-            ]
         answers = yield from self._call(AnyOf(tuple(blocking)))
         for read, reply in zip(blocking, answers, strict=True):
             if reply is NOT_RUN:
@@ -484,11 +475,6 @@ class ConsumerCore:
     def _block(self, name: str, state: _Stream) -> Flow[None]:
         """One stream: pending acks, then a blocking read, in one round trip."""
         read = self._read(name, state, block=True)
-        if self.retries:
-            # Do not block past the next retry.
-            wait_ms = max(1, int((self.retries[0][0] - self.now) * 1000))
-            read = XReadGroup(read.group, read.consumer, read.stream, ">", read.count,
-                              min(self.config.block_ms, wait_ms))  # fmt: skip
         acks = self._ack_commands()
         replies = yield from self._call(Pipeline((*acks, read)))
         self._acked()
@@ -498,13 +484,20 @@ class ConsumerCore:
 
     def _read(self, name: str, state: _Stream, *, block: bool = False) -> XReadGroup:
         cfg = self.config
+        block_ms = None
+        if block:
+            block_ms = cfg.block_ms
+            if self.retries:
+                # Do not block past the next retry.
+                wait_ms = max(1, int((self.retries[0][0] - self.now) * 1000))
+                block_ms = min(block_ms, wait_ms)
         return XReadGroup(
             cfg.group,
             cfg.consumer,
             name,
             state.history_from if state.history else ">",
             cfg.prefetch,
-            cfg.block_ms if block else None,
+            block_ms,
         )
 
     def _due_retries(self) -> list[XClaimEntries]:
