@@ -30,7 +30,7 @@ from ..errors import TransportError, ValidationError
 from .codec import MAX_PAYLOAD_BYTES, encode_payload, hash_tag, is_internal, validate_key
 from .commands import Arg, Command, Eval, EvalSha, NoScript, Pipeline, SAdd, XAdd, text
 from .policy import Backoff
-from .scripts import IDEMPOTENT_XADD, call
+from .scripts import IDEMPOTENT_XADD
 from .steps import Flow, Sleep, once
 from .trimming import safe_trim
 
@@ -83,19 +83,25 @@ class Publisher:
         is written.
         """
         key = self._valid(key)
-        fields = encode_payload(payload, self.max_payload_bytes)
-        idem = self._idempotency_key(payload, idempotency_key)
-        probe = is_internal(key) and key not in self.consumed
-        since = self.registered.get(key)
-        register = not probe and (since is None or now - since >= REGISTRY_REFRESH)
-        entry_id = yield from self._with_retries(
-            lambda: self._write(key, fields, idem, probe, register), now
+        item = (
+            encode_payload(payload, self.max_payload_bytes),
+            self._idempotency_key(payload, idempotency_key),
+        )
+        probe, register = self._plan(key, now)
+        ids = yield from self._with_retries(
+            functools.partial(self._write, key, [item], probe, register), now
         )
         if register:
             self.registered[key] = now
         if not probe:
             yield from self._maybe_trim(key, now)
-        return entry_id
+        return ids[0]
+
+    def _plan(self, key: str, now: float) -> tuple[bool, bool]:
+        """(probe, register): a capped probe stream, and whether SADD goes along."""
+        probe = is_internal(key) and key not in self.consumed
+        since = self.registered.get(key)
+        return probe, not probe and (since is None or now - since >= REGISTRY_REFRESH)
 
     def _valid(self, key: Any) -> str:
         # Checked once per key: the checks walk every character.
@@ -116,19 +122,18 @@ class Publisher:
         others as plain XADD, in the same pipelines. Returns the entry ids in
         order (the original id for a duplicate).
         """
-        key = validate_key(key, reserved=self.registry_key)
+        key = self._valid(key)
         items = [
             (encode_payload(p, self.max_payload_bytes), self._idempotency_key(p, None))
             for p in payloads
         ]
-        probe = is_internal(key) and key not in self.consumed
+        probe = False
         ids: list[str] = []
         for start in range(0, len(items), MANY_CHUNK):
             chunk = items[start : start + MANY_CHUNK]
-            since = self.registered.get(key)
-            register = not probe and (since is None or now - since >= REGISTRY_REFRESH)
+            probe, register = self._plan(key, now)
             ids += yield from self._with_retries(
-                functools.partial(self._write_many, key, chunk, probe, register), now
+                functools.partial(self._write, key, chunk, probe, register), now
             )
             if register:
                 self.registered[key] = now
@@ -137,13 +142,18 @@ class Publisher:
             yield from self._maybe_trim(key, now)
         return ids
 
-    def _write_many(
+    def _write(
         self,
         key: str,
         items: list[tuple[tuple[tuple[bytes, bytes], ...], str | None]],
         probe: bool,
         register: bool,
     ) -> Flow[list[str]]:
+        """One round trip writing ``items`` (SADD first when registering).
+
+        Probe streams get an exact cap; items with an idempotency key go
+        through the script (EVAL when Redis has not cached it yet).
+        """
         commands: list[Command[Any]] = [SAdd(self.registry_key, key)] if register else []
         for fields, idem in items:
             if probe:
@@ -153,15 +163,25 @@ class Publisher:
             else:
                 args, keys = self._script_args(key, fields, idem)
                 commands.append(EvalSha(IDEMPOTENT_XADD.sha, keys, args))
-        pipe = Pipeline(tuple(commands))
-        resume = yield pipe
-        replies = list(pipe.parse_reply(resume.reply)[1 if register else 0 :])
+        # A lone command goes bare: the sequential publish path pays no pipeline.
+        step: Command[Any] = commands[0] if len(commands) == 1 else Pipeline(tuple(commands))
+        resume = yield step
+        parsed = step.parse_reply(resume.reply)
+        replies = [parsed] if len(commands) == 1 else list(parsed[1 if register else 0 :])
         ids = []
         for (fields, idem), reply in zip(items, replies, strict=True):
             if isinstance(reply, NoScript):  # first use since a restart: send it whole
                 args, keys = self._script_args(key, fields, idem or "")
                 reply = yield from once(Eval(IDEMPOTENT_XADD.source, keys, args))
-            ids.append(text(reply[1]) if idem is not None else str(reply))
+            if idem is not None and not probe:
+                entry_id = text(reply[1])
+                if not int(reply[0]):
+                    logger.debug(
+                        "duplicate publish to %s (idempotency key seen); kept %s", key, entry_id
+                    )
+            else:
+                entry_id = str(reply)
+            ids.append(entry_id)
         return ids
 
     def _script_args(
@@ -188,43 +208,6 @@ class Publisher:
         if not idem or len(idem) > MAX_IDEMPOTENCY_KEY:
             raise ValidationError(f"{source} must be 1 to {MAX_IDEMPOTENCY_KEY} characters long")
         return idem
-
-    def _write(
-        self,
-        key: str,
-        fields: tuple[tuple[bytes, bytes], ...],
-        idem: str | None,
-        probe: bool,
-        register: bool,
-    ) -> Flow[str]:
-        if probe:
-            main: Command[Any] = XAdd(key, fields, PROBE_MAXLEN, approximate=False)
-        elif idem is None:
-            main = XAdd(key, fields, self.maxlen)
-        else:
-            args, keys = self._script_args(key, fields, idem)
-            if register:
-                pipe = Pipeline(
-                    (SAdd(self.registry_key, key), EvalSha(IDEMPOTENT_XADD.sha, keys, args))
-                )
-                resume = yield pipe
-                _, reply = pipe.parse_reply(resume.reply)
-                if isinstance(reply, NoScript):
-                    reply = yield from call(IDEMPOTENT_XADD, keys, args)
-            else:
-                reply = yield from call(IDEMPOTENT_XADD, keys, args)
-            created, entry_id = int(reply[0]), text(reply[1])
-            if not created:
-                logger.debug(
-                    "duplicate publish to %s (idempotency key seen); kept %s", key, entry_id
-                )
-            return entry_id
-        if register:
-            pipe = Pipeline((SAdd(self.registry_key, key), main))
-            resume = yield pipe
-            return str(pipe.parse_reply(resume.reply)[1])
-        resume = yield main
-        return str(main.parse_reply(resume.reply))
 
     def _with_retries(self, make: Callable[[], Flow[T]], now: float) -> Flow[T]:
         """Run ``make()``; after a transport error, a fresh attempt (within budget)."""
