@@ -69,28 +69,29 @@ class _SyncIterator(Generic[C]):
             with contextlib.suppress(RuntimeError):  # the portal is already gone
                 self._portal.start_task_soon(_cancel, waiting)
 
-    async def _next_or_stop(self) -> Delivery | None:
+    async def _batch_or_stop(self, limit: int) -> list[Delivery] | None:
         with anyio.CancelScope() as scope:
             self._waiting = scope
             if self._stopping.is_set():
                 scope.cancel()
             try:
-                return await self._consumer._next()
+                return await self._consumer._next_batch(limit)
             finally:
                 self._waiting = None
         return None  # cancelled by stop(); the interrupted read is released on close
 
-    def _next_delivery(self) -> Delivery:
+    def _fetch(self, limit: int) -> list[Delivery]:
+        """Up to ``limit`` deliveries (at least one) in one portal call."""
         if self._stopping.is_set():
             raise StopIteration
         try:
-            delivery = self._portal.call(self._next_or_stop)
+            batch = self._portal.call(self._batch_or_stop, limit)
         except StopAsyncIteration:
             raise StopIteration from None
-        if delivery is None or self._stopping.is_set():
+        if batch is None or self._stopping.is_set():
             # Stopped while waiting: hand nothing new out; close releases it.
             raise StopIteration
-        return delivery
+        return batch
 
 
 async def _cancel(scope: anyio.CancelScope) -> None:
@@ -135,30 +136,9 @@ class SyncConsumer(_SyncIterator[AsyncDeliveries]):
         if self._stopping.is_set():
             raise StopIteration
         if not self._fetched:
-            self._fetched.extend(self._next_batch())
+            self._fetched.extend(self._fetch(self._consumer._core.config.prefetch))
         self._last = self._fetched.popleft()
         return self._last
-
-    def _next_batch(self) -> list[Delivery]:
-        limit = self._consumer._core.config.prefetch
-        try:
-            batch = self._portal.call(self._batch_or_stop, limit)
-        except StopAsyncIteration:
-            raise StopIteration from None
-        if batch is None or self._stopping.is_set():
-            raise StopIteration
-        return batch
-
-    async def _batch_or_stop(self, limit: int) -> list[Delivery] | None:
-        with anyio.CancelScope() as scope:
-            self._waiting = scope
-            if self._stopping.is_set():
-                scope.cancel()
-            try:
-                return await self._consumer._next_batch(limit)
-            finally:
-                self._waiting = None
-        return None
 
     def close(self, *, processed: bool = True) -> None:
         """Stop consuming; ack what was processed (the last payload too when
@@ -218,7 +198,10 @@ class SyncDeliveries(_SyncIterator[AsyncDeliveries]):
         return self
 
     def __next__(self) -> SyncDelivery:
-        return SyncDelivery(self._portal, AsyncDelivery(self._consumer, self._next_delivery()))
+        # One at a time: these may be handed to other threads, and each
+        # settlement goes through the portal anyway.
+        (delivery,) = self._fetch(1)
+        return SyncDelivery(self._portal, AsyncDelivery(self._consumer, delivery))
 
     def close(self, drain_timeout: float | None = None) -> None:
         """Wait up to ``drain_timeout`` for unsettled deliveries, then settle and release."""
