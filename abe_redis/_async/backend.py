@@ -165,7 +165,7 @@ class RedisMessageQueueBackend:
         """
         coalescer = self._pipelined()
         flow = self._publisher.publish(key, payload, time.monotonic(), idempotency_key)
-        return await coalescer.run(flow)
+        return await run_flow(flow, coalescer)
 
     async def publish_many(self, key: str, payloads: Sequence[Mapping[str, Any]]) -> list[str]:
         """Append many payloads to stream ``key`` in pipelined chunks; return their ids.
@@ -174,7 +174,9 @@ class RedisMessageQueueBackend:
         payload raises and writes nothing. Errors as :meth:`publish_entry`.
         """
         coalescer = self._pipelined()
-        return await coalescer.run(self._publisher.publish_many(key, payloads, time.monotonic()))
+        return await run_flow(
+            self._publisher.publish_many(key, payloads, time.monotonic()), coalescer
+        )
 
     def consume(self, *, group: str | None = None) -> AsyncConsumer:
         """Consume payloads as a consumer of ``group`` (default: the configured group).

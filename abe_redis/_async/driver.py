@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 
@@ -17,9 +17,16 @@ from .._core.commands import Command
 from .._core.entries import Delivery
 from .._core.steps import Finished, Flow, Interrupted, Resume, Sleep, Step
 from ..errors import LocalProtocolError, TransportError
-from .transport import Transport, running_on_asyncio
+from .transport import running_on_asyncio
 
 T = TypeVar("T")
+
+
+class Executor(Protocol):
+    """What a driver needs: run one command, return its raw reply (a transport,
+    or the coalescer in front of one)."""
+
+    async def execute(self, cmd: Command[Any]) -> Any: ...
 
 
 class Driver(Generic[T]):
@@ -31,7 +38,7 @@ class Driver(Generic[T]):
     decides how to recover), a cut-short sleep simply ends.
     """
 
-    def __init__(self, flow: Flow[T], transport: Transport) -> None:
+    def __init__(self, flow: Flow[T], transport: Executor) -> None:
         self.flow = flow
         self.transport = transport
         self.started = False
@@ -68,7 +75,7 @@ class Driver(Generic[T]):
         return step
 
 
-async def run_flow(flow: Flow[T], transport: Transport) -> T:
+async def run_flow(flow: Flow[T], transport: Executor) -> T:
     """Run a flow that yields no deliveries to its end and return its value."""
     step = await Driver(flow, transport).advance()
     if not isinstance(step, Finished):

@@ -1,7 +1,7 @@
 """Auto-pipelining: concurrent flows share round trips.
 
-Each caller drives its own flow (so each gets its own result or error), but
-instead of sending a command itself it queues it. Whoever finds no round
+Each caller drives its own flow (so each gets its own result or error), with
+the coalescer as its executor: instead of sending a command, it queues it. Whoever finds no round
 trip in flight becomes the flusher: it sends everything queued as one
 pipeline, hands each caller its reply, and goes on while more has queued
 up meanwhile. So N concurrent publishes cost about one round trip per
@@ -12,20 +12,15 @@ cancellation so the others always get their answers.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import anyio.lowlevel
 
 from .._core.commands import Command, Pipeline
-from .._core.entries import Delivery
-from .._core.steps import Flow, Resume, Sleep
-from ..errors import AbeRedisError, LocalProtocolError, TransportError
+from ..errors import AbeRedisError, TransportError
 from .transport import Transport
-
-T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -41,7 +36,7 @@ def _width(cmd: Command[Any]) -> int:
 
 
 class Coalescer:
-    """Runs flows, merging the commands they wait on into shared pipelines."""
+    """Executes commands for many callers, merging them into shared pipelines."""
 
     def __init__(self, transport: Transport, max_batch: int = 1000) -> None:
         self._transport = transport
@@ -52,27 +47,15 @@ class Coalescer:
         self.max_batch = max_batch
         self.round_trips = 0
 
-    async def run(self, flow: Flow[T]) -> T:
-        """Drive ``flow`` to its end; its commands ride in shared pipelines."""
-        try:
-            step = next(flow)
-            while True:
-                if isinstance(step, Sleep):
-                    await anyio.sleep(step.seconds)
-                    step = flow.send(Resume(None, time.monotonic()))
-                elif isinstance(step, Command):
-                    request = await self._submit(step)
-                    if request.error is not None:
-                        step = flow.throw(request.error)
-                    else:
-                        step = flow.send(Resume(request.reply, time.monotonic()))
-                elif isinstance(step, Delivery):
-                    raise LocalProtocolError("a delivering flow cannot be coalesced")
-                else:
-                    raise LocalProtocolError(f"flow yielded {step!r}")
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
+    async def execute(self, cmd: Command[Any]) -> Any:
+        """Run ``cmd`` in the next shared pipeline; its raw reply, or its error raised.
+
+        Drive flows with :func:`~abe_redis._async.driver.run_flow` over this.
+        """
+        request = await self._submit(cmd)
+        if request.error is not None:
+            raise request.error
+        return request.reply
 
     async def _submit(self, command: Command[Any]) -> _Request:
         request = _Request(command)

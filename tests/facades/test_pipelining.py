@@ -9,6 +9,7 @@ import fakeredis
 import pytest
 
 from abe_redis import PayloadError, SyncRedisQueue, TransportError
+from abe_redis._async.driver import run_flow
 from abe_redis._async.pipelining import Coalescer
 from abe_redis._core.commands import Ping, Pipeline, XLen
 from abe_redis._core.steps import once
@@ -72,7 +73,7 @@ async def test_a_failed_round_trip_reaches_every_caller_in_it() -> None:
 
     async def ask() -> None:
         try:
-            await coalescer.run(once(Ping()))
+            await run_flow(once(Ping()), coalescer)
         except TransportError as exc:
             errors.append(exc)
 
@@ -92,11 +93,11 @@ async def test_pipelines_of_callers_are_flattened_and_split_back(
     results: list[object] = []
 
     async def run_pipe() -> None:
-        value = await coalescer.run(once(Pipeline((XLen("s"), Ping()))))
+        value = await run_flow(once(Pipeline((XLen("s"), Ping()))), coalescer)
         results.append(value)
 
     async def run_one() -> None:
-        value = await coalescer.run(once(XLen("s")))
+        value = await run_flow(once(XLen("s")), coalescer)
         results.append(value)
 
     async with anyio.create_task_group() as tg:
