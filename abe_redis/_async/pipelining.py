@@ -1,13 +1,14 @@
 """Auto-pipelining: concurrent flows share round trips.
 
-Each caller drives its own flow (so each gets its own result or error), with
-the coalescer as its executor: instead of sending a command, it queues it. Whoever finds no round
-trip in flight becomes the flusher: it sends everything queued as one
-pipeline, hands each caller its reply, and goes on while more has queued
-up meanwhile. So N concurrent publishes cost about one round trip per
-wave, on one connection, however large N is. There is no background task:
-the flusher is one of the callers, and its flush is shielded from its own
-cancellation so the others always get their answers.
+Each caller drives its own flow (so each gets its own result or error),
+with the coalescer as its executor: instead of sending a command, it
+queues it. Whoever finds no round trip in flight becomes the flusher: it
+sends everything queued as one pipeline, hands each caller its reply, and
+hands over; a caller still waiting flushes the next batch. So N concurrent
+publishes cost about one round trip per wave, on one connection, however
+large N is. There is no background task: the flusher is one of the
+callers, and a flush carrying others' commands is shielded from its own
+cancellation so they always get their answers.
 """
 
 from __future__ import annotations
