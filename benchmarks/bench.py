@@ -72,8 +72,12 @@ async def raw_publish_pipelined(url: str, n: int) -> float:
     return rate
 
 
-def fill(url: str, stream: str, n: int) -> None:
-    """Pre-publish ``n`` events with the blocking client (works under any loop)."""
+def fill(url: str, stream: str, n: int, *, register: bool = True) -> None:
+    """Pre-publish ``n`` events with the blocking client (works under any loop).
+
+    ``register`` adds the stream to the registry our consumers read; the raw
+    client's streams stay out of it, or our consumers would read those too.
+    """
     with redis.Redis.from_url(url) as r:
         data = [json.dumps(ev(i)) for i in range(len(EVENTS))]
         for at in range(0, n, 5000):
@@ -81,11 +85,12 @@ def fill(url: str, stream: str, n: int) -> None:
             for i in range(at, min(n, at + 5000)):
                 pipe.xadd(stream, {"data": data[i % len(data)]})
             pipe.execute()
-        r.sadd("bench:streams", stream)
+        if register:
+            r.sadd("bench:streams", stream)
 
 
 async def raw_drain(url: str, n: int) -> float:
-    fill(url, "bench:raw-drain", n)
+    fill(url, "bench:raw-drain", n, register=False)
     r = aioredis.from_url(url)
     await r.xgroup_create("bench:raw-drain", "g", "0")
     got = 0

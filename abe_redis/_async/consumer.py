@@ -68,6 +68,13 @@ class _Consumer:
     async def _next(self) -> Delivery:
         if self.closed:
             raise StopAsyncIteration
+        driver = self._driver
+        if driver.started and driver.pending is None:
+            # The flow is parked at its last delivery: take the next buffered
+            # one without resuming it (no generator or driver round per message).
+            delivery = self._core.hand_out_buffered(time.monotonic())
+            if delivery is not None:
+                return delivery
         try:
             step = await self._driver.advance()
         finally:

@@ -36,7 +36,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CommandError, GroupMissingError, LocalProtocolError, TransportError
-from .codec import FIELD, Undecodable, decode_entry, encode_payload, is_internal
+from .codec import (
+    FIELD,
+    Loads,
+    Undecodable,
+    decode_entry,
+    encode_payload,
+    is_internal,
+    stdlib_loads,
+)
 from .commands import (
     NOT_RUN,
     AnyOf,
@@ -108,6 +116,7 @@ class ConsumerConfig:
     on_missing_group: GroupPolicy = GroupPolicy.RECREATE_FROM_START
     stale_consumer_ms: int | None = 3_600_000
     stale_check_interval: float = 60.0
+    loads: Loads = stdlib_loads
 
 
 @dataclass(slots=True)
@@ -166,6 +175,7 @@ class ConsumerCore:
     errors: dict[Key, str] = field(default_factory=dict)
     now: float = 0.0
     first_ack_at: float | None = None
+    handed: Key | None = None
     ack_count: int = 0
     _drained: bool = False
     next_claim_at: float = 0.0
@@ -267,18 +277,50 @@ class ConsumerCore:
             if self.dead:
                 yield from self._bury()
             if self.buffer:
-                delivery = self.buffer.popleft()
-                self.outstanding[delivery.key] = delivery
-                self.stats.delivered += 1
-                resume = yield delivery
+                resume = yield self._hand_out()
                 self.now = resume.now
-                if self.config.auto_ack and delivery.key in self.outstanding:
-                    self.ack(delivery.key, resume.now)
-                if self._ack_due():
+                self._settle_handed(resume.now)
+                # With the buffer empty the acks ride with the refill's read.
+                if self.buffer and self._ack_due():
                     yield from self._call(Pipeline(tuple(self._ack_commands())))
                     self._acked()
             else:
                 yield from self._refill()
+
+    def hand_out_buffered(self, now: float) -> Delivery | None:
+        """The next delivery without resuming :meth:`run`, or None if the flow must run.
+
+        Call only while :meth:`run` is suspended at the delivery it yielded
+        last. It does what the flow would do without a round trip: settles
+        the delivery in the application's hands (``auto_ack``) and hands out
+        the next buffered one. None when the buffer is empty, dead letters
+        wait, or acks are due: then resume the flow, which finds the same
+        state (settling is idempotent).
+        """
+        if self.state is not ConsumerState.RUNNING:
+            return None
+        self.now = now
+        self._settle_handed(now)
+        if not self.buffer or self.dead or self._ack_due():
+            return None
+        return self._hand_out()
+
+    def _hand_out(self) -> Delivery:
+        delivery = self.buffer.popleft()
+        key = (delivery.stream, delivery.id)
+        self.outstanding[key] = delivery
+        self.stats.delivered += 1
+        if self.config.auto_ack:
+            self.handed = key
+        return delivery
+
+    def _settle_handed(self, now: float) -> None:
+        # auto_ack: asking for the next delivery means the last one was processed.
+        key = self.handed
+        if key is not None:
+            self.handed = None
+            if key in self.outstanding:
+                self.ack(key, now)
 
     def close(self, *, processed: bool) -> Flow[None]:
         """Flow that settles what this consumer holds before it goes away.
@@ -564,31 +606,35 @@ class ConsumerCore:
 
     def _accept(self, entries: Iterable[StreamEntry], counts: dict[Key, int] | None = None) -> None:
         limit = self.config.redelivery.max_deliveries
+        held, buffer = self.held, self.buffer
         for entry in entries:
             key = (entry.stream, entry.id)
-            if key in self.held:
+            if key in held:
                 continue
+            held.add(key)
             deliveries = 1 if counts is None else counts.get(key, 1)
-            decoded = decode_entry(entry)
-            self._hold(key)
-            if isinstance(decoded, Undecodable):
-                if entry.fields is None:
-                    # Deleted while pending: nothing is left to keep.
-                    self.acks.setdefault(entry.stream, []).append(entry.id)
-                    self.ack_count += 1
-                    self.first_ack_at = self.first_ack_at or self.now
-                    continue
-                self.dead.append(
-                    _Dead(entry.stream, entry.id, entry.fields, decoded.reason, deliveries, None)
-                )
+            if entry.fields is None:
+                # Deleted while pending: nothing is left to keep.
+                self.acks.setdefault(entry.stream, []).append(entry.id)
+                self.ack_count += 1
+                self.first_ack_at = self.first_ack_at or self.now
             elif deliveries > limit:
                 reason = f"delivered {deliveries} times, more than max_deliveries={limit}"
                 error = self.errors.pop(key, None)
                 self.dead.append(
-                    _Dead(entry.stream, entry.id, entry.fields or (), reason, deliveries, error)
+                    _Dead(entry.stream, entry.id, entry.fields, reason, deliveries, error)
                 )
             else:
-                self.buffer.append(Delivery(entry.stream, entry.id, decoded.payload, deliveries))
+                decoded = decode_entry(entry, deliveries, self.config.loads)
+                if isinstance(decoded, Undecodable):
+                    self.dead.append(
+                        _Dead(
+                            entry.stream, entry.id, entry.fields, decoded.reason, deliveries, None
+                        )
+                    )
+                else:
+                    buffer.append(decoded)
+        self.held_version += 1
 
     def _bury(self, *, retry: bool = True) -> Flow[None]:
         """Move dead letters to their dead-letter streams, acked in the same MULTI."""

@@ -138,6 +138,36 @@ def test_acks_are_flushed_on_their_own_when_they_wait_too_long() -> None:
     assert player.step == Delivery("s", "3-0", {})
 
 
+def test_buffered_deliveries_are_handed_out_without_resuming_the_flow() -> None:
+    core, player = started()
+    delivered(player, *((f"{i}-0", b"{}") for i in range(1, 5)))
+    assert player.step == Delivery("s", "1-0", {})
+    # The flow stays parked at 1-0; asking again settles it and hands out 2-0.
+    assert core.hand_out_buffered(0.05) == Delivery("s", "2-0", {})
+    assert core.acks == {"s": ["1-0"]}
+    assert core.hand_out_buffered(0.1) == Delivery("s", "3-0", {})
+    # 0.2 s after the first ack, acks are due: the flow has to run.
+    assert core.hand_out_buffered(0.25) is None
+    assert core.acks == {"s": ["1-0", "2-0", "3-0"]}
+    player.reply(advance=0.25)  # the flow settles nothing twice
+    assert player.step == Pipeline((XAck("s", "g", ("1-0", "2-0", "3-0")),))
+    player.reply([3])
+    assert player.step == Delivery("s", "4-0", {})
+    assert core.stats.delivered == 4
+    assert core.stats.acked == 3
+
+
+def test_buffered_hand_out_needs_a_running_consumer_and_a_full_buffer() -> None:
+    core = ConsumerCore(CFG)
+    assert core.hand_out_buffered(0.0) is None  # not started
+    core, player = started()
+    delivered(player, ("1-0", b"{}"))
+    assert core.hand_out_buffered(0.0) is None  # buffer empty: the flow reads
+    assert core.acks == {"s": ["1-0"]}
+    player.reply()
+    assert player.step == blocked(XAck("s", "g", ("1-0",)))
+
+
 def test_history_read_continues_until_a_short_page() -> None:
     core, player = started()
     page = [entry(f"{i}-0", b"{}") for i in range(1, 11)]
@@ -147,10 +177,9 @@ def test_history_read_continues_until_a_short_page() -> None:
         assert isinstance(player.step, Delivery)
         player.reply()
     acks = XAck("s", "g", tuple(f"{i}-0" for i in range(1, 11)))
-    assert player.step == Pipeline((acks,))  # ten acks reach the batch size
-    player.reply([10])
-    assert player.step == Pipeline((XReadGroup("g", "c", "s", "10-0", 10),))
-    player.reply([[[b"s", []]]])
+    # Ten acks reach the batch size as the buffer runs dry: they ride with the next read.
+    assert player.step == Pipeline((acks, XReadGroup("g", "c", "s", "10-0", 10)))
+    player.reply([10, [[b"s", []]]])
     assert core.streams["s"].history is False
     assert player.step == blocked()
 
