@@ -48,7 +48,7 @@ def tests(session: nox.Session) -> None:
     hiredis on 3.12+ and redis-py's own parser below, so both reply parsers
     reach the core.
     """
-    extras = ["trio", "fakeredis"]
+    extras = ["trio", "fakeredis", "orjson"]
     if session.python in ("3.12", "3.13"):
         extras.append("hiredis")
     install(session, *extras, tools=("pytest>=8",))
@@ -96,5 +96,5 @@ def demo(session: nox.Session) -> None:
 @nox.session(python=LOADER_PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmark against raw redis-py and abe-redis 0.1.0 (prints figures; asserts none)."""
-    install(session, "hiredis", "trio")
+    install(session, "hiredis", "trio", "orjson")
     session.run("python", "benchmarks/bench.py", *session.posargs)

@@ -18,6 +18,7 @@ from redis.connection import parse_url
 
 from ._core.policy import GroupPolicy
 from .errors import ConfigError
+from .fastjson import JSON_CHOICES, JsonChoice, loads_for
 
 __all__ = ["ENV_VARS", "Settings", "redact_url"]
 
@@ -46,6 +47,7 @@ ENV_VARS: dict[str, str] = {
     "publish_retry_seconds": "REDIS_PUBLISH_RETRY_SECONDS",
     "drain_timeout": "REDIS_DRAIN_TIMEOUT",
     "max_lease_ms": "REDIS_MAX_LEASE_MS",
+    "json": "REDIS_JSON",
 }
 _POLICIES = {
     "recreate-from-start": GroupPolicy.RECREATE_FROM_START,
@@ -129,6 +131,10 @@ class Settings:
         drain_timeout: seconds a closing consumer waits for unsettled deliveries.
         max_lease_ms: how long a delivery's lease is renewed at most; an
             entry held longer becomes claimable by other consumers.
+        json: how consumers decode payloads: ``auto`` (orjson when installed,
+            with results identical to the standard library's), ``stdlib`` or
+            ``orjson`` (required). Publishing always encodes with the
+            standard library.
     """
 
     url: str = "redis://localhost:6379/0"
@@ -157,6 +163,7 @@ class Settings:
     publish_retry_seconds: float = 5.0
     drain_timeout: float = 5.0
     max_lease_ms: int = 600_000
+    json: JsonChoice = "auto"
 
     def __post_init__(self) -> None:
         self._check_url()
@@ -187,6 +194,14 @@ class Settings:
                     )
         if self.protocol not in (2, 3):
             raise ConfigError(f"protocol must be 2 or 3, got {self.protocol!r}")
+        if self.json not in JSON_CHOICES:
+            raise ConfigError(
+                f"{_name('json')} must be one of {', '.join(JSON_CHOICES)}, got {self.json!r}"
+            )
+        try:
+            loads_for(self.json)
+        except ImportError as exc:
+            raise ConfigError(str(exc)) from None
 
     def _check_url(self) -> None:
         if not isinstance(self.url, str) or not self.url:
@@ -277,6 +292,9 @@ class Settings:
                     raise ConfigError(
                         f"{_name(name)} must be a number of seconds, got {value!r}"
                     ) from None
+        choice = get("json")
+        if choice is not None:
+            kw["json"] = choice.lower()
         field_name = get("idempotency_field")
         if field_name is not None:
             kw["idempotency_field"] = field_name

@@ -40,6 +40,7 @@ from .._core.steps import Flow, once
 from .._core.trimming import safe_trim
 from ..config import Settings
 from ..errors import BackendClosed
+from ..fastjson import loads_for
 from .consumer import AsyncConsumer, AsyncDeliveries, _Consumer
 from .driver import run_flow
 from .leases import LeaseKeeper
@@ -229,6 +230,7 @@ class RedisMessageQueueBackend:
             redelivery=RedeliveryPolicy(s.max_deliveries, s.retry_base, s.retry_cap),
             on_missing_group=s.on_missing_group,
             stale_consumer_ms=s.stale_consumer_ms,
+            loads=loads_for(s.json),
         )
         if self._leases is None:
             self._leases = LeaseKeeper(

@@ -9,6 +9,7 @@ that plugin are read as they are. Nothing is ever unpickled.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,15 @@ RESERVED_SUFFIX = ":dlq"
 _CONTAINERS = (dict, list, tuple)
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 _decode = json.JSONDecoder().decode
+
+Loads = Callable[[bytes], Any]
+"""Turns a ``data`` field into a value; raises ValueError (or UnicodeDecodeError,
+RecursionError) on what is not JSON."""
+
+
+def stdlib_loads(raw: bytes) -> Any:
+    """The default :data:`Loads`: the standard library's json."""
+    return _decode(raw.decode("utf-8"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +92,9 @@ def encode_payload(
     return ((FIELD, encoded),)
 
 
-def decode_entry(entry: StreamEntry) -> Delivery | Undecodable:
+def decode_entry(
+    entry: StreamEntry, deliveries: int = 1, loads: Loads = stdlib_loads
+) -> Delivery | Undecodable:
     """Decode a stream entry into a delivery, or say why it cannot be decoded."""
     fields = entry.fields
     if fields is None:
@@ -99,12 +111,14 @@ def decode_entry(entry: StreamEntry) -> Delivery | Undecodable:
         names = ", ".join(n.decode("utf-8", "replace") for n, _ in fields[:5])
         return Undecodable(entry, f"entry has no 'data' field (fields: {names or 'none'})")
     try:
-        payload = _decode(raw.decode("utf-8"))
+        payload = loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         return Undecodable(entry, f"'data' is not valid UTF-8 JSON: {exc}")
+    except RecursionError:
+        return Undecodable(entry, "'data' nests too deeply to decode")
     if not isinstance(payload, dict):
         return Undecodable(entry, f"'data' holds a JSON {type(payload).__name__}, not an object")
-    return Delivery(entry.stream, entry.id, payload)
+    return Delivery(entry.stream, entry.id, payload, deliveries)
 
 
 def validate_key(key: Any, *, reserved: str) -> str:
