@@ -43,22 +43,15 @@ def install(session: nox.Session, *extras: str, tools: tuple[str, ...] = ()) -> 
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Unit, facade, plugin and integration tests against real redis-servers.
-
-    hiredis on 3.12+ and redis-py's own parser below, so both reply parsers
-    reach the core.
-    """
-    extras = ["trio", "fakeredis", "orjson"]
-    if session.python in ("3.12", "3.13"):
-        extras.append("hiredis")
-    install(session, *extras, tools=("pytest>=8",))
+    """Unit, facade, plugin and integration tests against real redis-servers."""
+    install(session, "trio", "fakeredis", "orjson", tools=("pytest>=8",))
     session.run("pytest", *session.posargs)
 
 
 @nox.session(python=LOADER_PYTHON)
 def integration(session: nox.Session) -> None:
     """Only the tests that need a real redis-server."""
-    install(session, "trio", "fakeredis", "hiredis", tools=("pytest>=8",))
+    install(session, "trio", "fakeredis", "orjson", tools=("pytest>=8",))
     session.run("pytest", "-m", "integration", *session.posargs)
 
 
@@ -89,12 +82,12 @@ def docs(session: nox.Session) -> None:
 @nox.session(python=LOADER_PYTHON)
 def demo(session: nox.Session) -> None:
     """The main job: publish and consume a burst through the host loader."""
-    install(session, "hiredis", "fakeredis")
+    install(session, "fakeredis")
     session.run("python", "-m", "abe_redis", "demo", *session.posargs)
 
 
 @nox.session(python=LOADER_PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmark against raw redis-py and abe-redis 0.1.0 (prints figures; asserts none)."""
-    install(session, "hiredis", "trio", "orjson")
+    install(session, "trio", "orjson")
     session.run("python", "benchmarks/bench.py", *session.posargs)

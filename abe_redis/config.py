@@ -234,6 +234,12 @@ class Settings:
                 shown.append(f"{f.name}={getattr(self, f.name)!r}")
         return f"Settings({', '.join(shown)})"
 
+    def url_options(self) -> dict[str, Any]:
+        """What the URL says (host, port or path, db, username, password, ...),
+        read by redis-py's rules. Holds the password: never log it."""
+        options: dict[str, Any] = parse_url(self.effective_url)  # type: ignore[no-untyped-call]
+        return options
+
     @property
     def redacted_url(self) -> str:
         """The URL without its password, for logs and messages."""

@@ -34,13 +34,14 @@ from .._core.deadletters import (
     replay_dead_letters,
 )
 from .._core.entries import DeadLetter, GroupInfo, PendingEntry, PendingSummary
-from .._core.policy import RedeliveryPolicy
+from .._core.policy import Backoff, RedeliveryPolicy
 from .._core.publisher import Publisher
 from .._core.steps import Flow, once
 from .._core.trimming import safe_trim
 from ..config import Settings
 from ..errors import BackendClosed
 from ..fastjson import loads_for
+from .connection import NativeConnection, open_connection
 from .consumer import AsyncConsumer, AsyncDeliveries, _Consumer
 from .driver import run_flow
 from .leases import LeaseKeeper
@@ -88,6 +89,11 @@ class RedisMessageQueueBackend:
     ) -> None:
         self.settings = s = settings if settings is not None else Settings()
         self._transport = transport
+        self._injected = transport is not None
+        self._lane: NativeConnection | None = None
+        # One outage, one log line: the publisher and every consumer of this
+        # backend share their backoff (they reach the same Redis).
+        self._backoff = Backoff()
         self._publisher = Publisher(
             registry_key=s.registry_key,
             maxlen=s.stream_maxlen,
@@ -97,6 +103,7 @@ class RedisMessageQueueBackend:
             max_payload_bytes=s.max_payload_bytes,
             retry_budget=s.publish_retry_seconds,
             ungrouped_maxlen=s.ungrouped_maxlen,
+            backoff=self._backoff,
         )
         self._consumers: weakref.WeakSet[_Consumer] = weakref.WeakSet()
         self._leases: LeaseKeeper | None = None
@@ -128,7 +135,11 @@ class RedisMessageQueueBackend:
     def _pipelined(self) -> Coalescer:
         transport = self._open()
         if self._coalescer is None:
-            self._coalescer = Coalescer(transport)
+            # Publishing gets its own native connection, unless a transport
+            # was injected (tests on fakeredis) or none can serve this URL.
+            if self._lane is None and not self._injected:
+                self._lane = open_connection(self.settings)
+            self._coalescer = Coalescer(transport, lane=self._lane)
         return self._coalescer
 
     async def _flow(self, flow: Flow[T]) -> T:
@@ -238,7 +249,7 @@ class RedisMessageQueueBackend:
                 interval=s.claim_min_idle_ms / 1000 / 3,
                 max_lease=s.max_lease_ms / 1000,
             )
-        return ConsumerCore(config), transport, self._leases, s.drain_timeout
+        return ConsumerCore(config, self._backoff), transport, self._leases, s.drain_timeout
 
     # -- inspection -----------------------------------------------------
 
@@ -329,6 +340,8 @@ class RedisMessageQueueBackend:
         self._closed = True
         if self._leases is not None:
             await anyio.to_thread.run_sync(self._leases.stop)
+        if self._lane is not None:
+            await self._lane.aclose()
         if self._transport is not None:
             await self._transport.aclose()
 

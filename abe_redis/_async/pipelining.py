@@ -21,6 +21,7 @@ import anyio.lowlevel
 
 from .._core.commands import Command, Pipeline
 from ..errors import AbeRedisError, TransportError
+from .driver import Executor
 from .transport import Transport
 
 
@@ -39,8 +40,13 @@ def _width(cmd: Command[Any]) -> int:
 class Coalescer:
     """Executes commands for many callers, merging them into shared pipelines."""
 
-    def __init__(self, transport: Transport, max_batch: int = 1000) -> None:
+    def __init__(
+        self, transport: Transport, max_batch: int = 1000, lane: Executor | None = None
+    ) -> None:
         self._transport = transport
+        # Shared batches go through ``lane`` (a dedicated connection) when
+        # there is one; MULTI pipelines always go through the transport.
+        self._lane: Executor = lane if lane is not None else transport
         self._queue: list[_Request] = []
         self._flushing = False
         self._idle: anyio.Event | None = None
@@ -98,8 +104,10 @@ class Coalescer:
     async def _send_alone(self, request: _Request) -> None:
         self.round_trips += 1
         self._last_batch = 1
+        cmd = request.command
+        executor = self._transport if isinstance(cmd, Pipeline) and cmd.transaction else self._lane
         try:
-            request.reply = await self._transport.execute(request.command)
+            request.reply = await executor.execute(cmd)
         except Exception as exc:
             request.error = _as_error(exc)
         request.done = True
@@ -122,7 +130,7 @@ class Coalescer:
             cmd = request.command
             flat.extend(cmd.commands if isinstance(cmd, Pipeline) else (cmd,))
         try:
-            replies = await self._transport.execute(Pipeline(tuple(flat)))
+            replies = await self._lane.execute(Pipeline(tuple(flat)))
         except Exception as exc:
             # Every caller in the batch hears of it; none is left waiting.
             for request in batch:
