@@ -1,7 +1,8 @@
-"""Drives core flows with ``await transport.execute(cmd)``.
+"""Drives core flows with ``await transport.execute(cmd)``, or from a plain
+thread with a blocking ``execute`` (:func:`run_flow_blocking`).
 
-The sync facade runs these same coroutines in its portal thread, so this is
-the only driver there is.
+The sync facade runs the async driver's coroutines in its portal thread for
+consuming; it publishes from the calling thread with the blocking driver.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
@@ -82,6 +84,28 @@ async def run_flow(flow: Flow[T], transport: Executor) -> T:
         raise LocalProtocolError(f"flow yielded a delivery where none was expected: {step!r}")
     result: T = step.value
     return result
+
+
+def run_flow_blocking(flow: Flow[T], execute: Callable[[Command[Any]], Any]) -> T:
+    """Run a flow that yields no deliveries to its end, blocking this thread."""
+    try:
+        step = next(flow)
+        while True:
+            if isinstance(step, Sleep):
+                time.sleep(step.seconds)
+                step = flow.send(Resume(None, time.monotonic()))
+            elif isinstance(step, Command):
+                try:
+                    raw = execute(step)
+                except TransportError as exc:
+                    step = flow.throw(exc)
+                else:
+                    step = flow.send(Resume(raw, time.monotonic()))
+            else:
+                raise LocalProtocolError(f"flow yielded {step!r} where a command was expected")
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
 
 
 def cancelled() -> bool:

@@ -27,8 +27,8 @@ from typing import Any
 
 from .._core.commands import Command
 from .._core.scripts import RENEW_LEASES, call
-from .._core.steps import Resume
 from ..errors import AbeRedisError
+from .driver import run_flow_blocking
 
 logger = logging.getLogger("abe_redis")
 
@@ -93,11 +93,7 @@ class LeaseKeeper:
         for group, consumer, stream, ids in self._snapshot(time.monotonic()):
             flow = call(RENEW_LEASES, (stream,), (group, consumer, *ids))
             try:
-                step = next(flow)
-                while isinstance(step, Command):
-                    step = flow.send(Resume(self._execute(step), time.monotonic()))
-            except StopIteration as done:
-                count += int(done.value or 0)
+                count += int(run_flow_blocking(flow, self._execute) or 0)
             except AbeRedisError as exc:
                 # Quiet: the consumer itself reports outages; a missed renewal
                 # only matters if it lasts past the claim threshold.

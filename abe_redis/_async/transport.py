@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from typing import Any, Protocol
 
 import anyio
@@ -173,14 +174,21 @@ class AsyncioTransport(_Base):
         client.response_callbacks.clear()
         self._client = client
         self._given_blocking = blocking_client
+        self._blocking: Any = None
+        self._blocking_lock = threading.Lock()
 
     @functools.cached_property
     def _blocking_client(self) -> Any:
-        # Only the lease thread uses it; two connections are plenty.
-        if self._given_blocking is not None:
-            self._given_blocking.response_callbacks.clear()
-            return self._given_blocking
-        return _blocking_client(self._settings, max_connections=2)
+        # The lease thread and the sync facade's publishing (one flush at a
+        # time) use it: a few connections are plenty. Threads may race here.
+        with self._blocking_lock:
+            if self._blocking is None:
+                if self._given_blocking is not None:
+                    self._given_blocking.response_callbacks.clear()
+                    self._blocking = self._given_blocking
+                else:
+                    self._blocking = _blocking_client(self._settings, max_connections=4)
+            return self._blocking
 
     async def _execute(self, cmd: Command[Any]) -> Any:
         try:

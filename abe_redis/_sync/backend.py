@@ -1,9 +1,11 @@
 """``SyncRedisQueue``: the same backend for scripts and threads.
 
-An anyio portal runs an asyncio loop in one background thread; every
-method hands the async facade's coroutine to it and blocks until done. The
-caller's thread never runs an event loop, and any number of threads may
-share one queue.
+An anyio portal runs an asyncio loop in one background thread; consuming
+and the admin methods hand the async facade's coroutines to it and block
+until done. Publishing skips that hop: the same core flows run in the
+calling thread on the blocking client, and concurrent threads share round
+trips (:class:`ThreadCoalescer`). The caller's thread never runs an event
+loop, and any number of threads may share one queue.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from anyio.from_thread import BlockingPortal, BlockingPortalProvider
 
 from .._async.backend import RedisMessageQueueBackend
 from .._async.consumer import AsyncDeliveries, AsyncDelivery, DeliveryView, _Consumer
+from .._async.driver import run_flow_blocking
 from .._async.transport import Transport
 from .._core.consumer import ConsumerStats
 from .._core.deadletters import ReplayResult
 from .._core.entries import DeadLetter, Delivery, GroupInfo, PendingEntry, PendingSummary
 from ..config import Settings
 from ..errors import BackendClosed
+from .pipelining import ThreadCoalescer
 
 T = TypeVar("T")
 C = TypeVar("C", bound=_Consumer)
@@ -239,6 +243,7 @@ class SyncRedisQueue:
         self._portal = self._provider.__enter__()
         self._closed = False
         self._consumers: weakref.WeakSet[SyncConsumer] = weakref.WeakSet()
+        self._coalescer: ThreadCoalescer | None = None
 
         def make() -> RedisMessageQueueBackend:
             transport = transport_factory(self.settings) if transport_factory else None
@@ -274,13 +279,24 @@ class SyncRedisQueue:
         See :meth:`RedisMessageQueueBackend.publish_entry` for idempotency
         keys and errors.
         """
-        return self._await(
-            self._backend.publish_entry, key, payload, idempotency_key=idempotency_key
-        )
+        flow = self._backend._publisher.publish(key, payload, time.monotonic(), idempotency_key)
+        return run_flow_blocking(flow, self._publishing().execute)
 
     def publish_many(self, key: str, payloads: Sequence[Mapping[str, Any]]) -> list[str]:
         """Append many payloads to stream ``key`` in pipelined chunks; return their ids."""
-        return self._await(self._backend.publish_many, key, payloads)
+        flow = self._backend._publisher.publish_many(key, payloads, time.monotonic())
+        return run_flow_blocking(flow, self._publishing().execute)
+
+    def _publishing(self) -> ThreadCoalescer:
+        # Publishing runs in the calling thread (no hop to the portal), on the
+        # transport's blocking client; concurrent threads share round trips.
+        if self._closed:
+            raise BackendClosed("this queue was closed")
+        coalescer = self._coalescer
+        if coalescer is None:
+            transport = self._call(self._backend._open)
+            coalescer = self._coalescer = ThreadCoalescer(transport.execute_blocking)
+        return coalescer
 
     def consume(self, *, group: str | None = None) -> SyncConsumer:
         """Blocking iterator of payloads for ``group`` (default: the configured group)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from abe_redis import (
     RedisMessageQueueBackend,
     Settings,
     StreamKeyError,
+    SyncRedisQueue,
 )
 from abe_redis.embedded import RedisServer, free_port
 
@@ -285,3 +287,29 @@ async def test_concurrent_publishes_share_round_trips_on_one_connection(
     assert len(set(ids)) == 500
     assert raw.xlen(stream) == 501
     assert trips < 100
+
+
+def test_sync_publishes_from_many_threads_share_round_trips(
+    settings: Settings, names: Names, raw: redis.Redis
+) -> None:
+    stream = names("events")
+    with SyncRedisQueue(settings) as queue:
+        queue.publish(stream, {"warm": True})
+        coalescer = queue._publishing()
+        before = coalescer.round_trips
+        ids: list[str] = []
+
+        def publish(n: int) -> None:
+            for i in range(25):
+                ids.append(queue.publish(stream, {"thread": n, "i": i}))
+
+        threads = [threading.Thread(target=publish, args=(n,)) for n in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        trips = coalescer.round_trips - before
+    print(f"400 publishes from 16 threads took {trips} round trips")
+    assert len(set(ids)) == 400
+    assert raw.xlen(stream) == 401
+    assert trips < 400
