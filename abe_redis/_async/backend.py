@@ -41,9 +41,9 @@ from .._core.trimming import safe_trim
 from ..config import Settings
 from ..errors import BackendClosed
 from ..fastjson import loads_for
-from .connection import NativeConnection, open_connection
+from .connection import NativePool, open_pool
 from .consumer import AsyncConsumer, AsyncDeliveries, _Consumer
-from .driver import run_flow
+from .driver import Executor, run_flow
 from .leases import LeaseKeeper
 from .pipelining import Coalescer
 from .transport import Transport, open_transport
@@ -89,8 +89,7 @@ class RedisMessageQueueBackend:
     ) -> None:
         self.settings = s = settings if settings is not None else Settings()
         self._transport = transport
-        self._injected = transport is not None
-        self._lane: NativeConnection | None = None
+        self._native: NativePool | None = None
         # One outage, one log line: the publisher and every consumer of this
         # backend share their backoff (they reach the same Redis).
         self._backoff = Backoff()
@@ -130,16 +129,19 @@ class RedisMessageQueueBackend:
             raise BackendClosed("this backend was closed")
         if self._transport is None:
             self._transport = open_transport(self.settings)
+            # Publishing and consuming run on native connections, unless a
+            # transport was injected (tests on fakeredis) or the URL needs TLS.
+            self._native = open_pool(self.settings, self._transport)
         return self._transport
 
-    def _pipelined(self) -> Coalescer:
+    def _executor(self) -> Executor:
+        """Where consumers and the coalescer send their round trips."""
         transport = self._open()
+        return self._native if self._native is not None else transport
+
+    def _pipelined(self) -> Coalescer:
         if self._coalescer is None:
-            # Publishing gets its own native connection, unless a transport
-            # was injected (tests on fakeredis) or none can serve this URL.
-            if self._lane is None and not self._injected:
-                self._lane = open_connection(self.settings)
-            self._coalescer = Coalescer(transport, lane=self._lane)
+            self._coalescer = Coalescer(self._open(), lane=self._executor())
         return self._coalescer
 
     async def _flow(self, flow: Flow[T]) -> T:
@@ -221,7 +223,7 @@ class RedisMessageQueueBackend:
 
     def _consumer_parts(
         self, group: str | None, *, auto_ack: bool
-    ) -> tuple[ConsumerCore, Transport, LeaseKeeper, float]:
+    ) -> tuple[ConsumerCore, Executor, LeaseKeeper, float]:
         transport = self._open()
         s = self.settings
         config = ConsumerConfig(
@@ -249,7 +251,8 @@ class RedisMessageQueueBackend:
                 interval=s.claim_min_idle_ms / 1000 / 3,
                 max_lease=s.max_lease_ms / 1000,
             )
-        return ConsumerCore(config, self._backoff), transport, self._leases, s.drain_timeout
+        executor = self._executor()
+        return ConsumerCore(config, self._backoff), executor, self._leases, s.drain_timeout
 
     # -- inspection -----------------------------------------------------
 
@@ -340,8 +343,8 @@ class RedisMessageQueueBackend:
         self._closed = True
         if self._leases is not None:
             await anyio.to_thread.run_sync(self._leases.stop)
-        if self._lane is not None:
-            await self._lane.aclose()
+        if self._native is not None:
+            await self._native.aclose()
         if self._transport is not None:
             await self._transport.aclose()
 

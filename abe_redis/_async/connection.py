@@ -1,9 +1,10 @@
-"""One Redis connection on anyio streams, with hiredis as the reply parser.
+"""Redis connections on anyio streams, with hiredis as the reply parser.
 
-The publishing path runs on it under both asyncio and trio: a round trip is
-one send and the reads its replies need, with no pool checkout, no worker
-thread (trio) and no task per command. It carries one command or pipeline
-at a time; the coalescer in front of it guarantees that.
+Publishing and consuming run on them under both asyncio and trio: a round
+trip is one send and the reads its replies need, with no redis-py pool
+checkout, no worker thread (trio) and no task per command. A connection
+carries one command or pipeline at a time; :class:`NativePool` lends one per
+round trip, so a consumer that is dropped without closing holds none.
 
 Rules it keeps:
 
@@ -12,11 +13,13 @@ Rules it keeps:
   cannot parse, the deadline, cancellation) closes the connection, because
   the next reply on it could belong to the interrupted command. The next
   call connects afresh.
-* Every round trip has a deadline (``Settings.socket_timeout``): a silent
-  server is an error, never a hang.
+* Every round trip has a deadline: ``Settings.socket_timeout``, or
+  ``Settings.read_timeout`` (above the BLOCK window) for one holding a
+  blocking read. A silent server is an error, never a hang.
 
-TLS (``rediss://``) is not handled here: :func:`open_connection` returns
-None and publishing uses the transport.
+TLS (``rediss://``) is not handled here: :func:`open_pool` returns None and
+everything goes through the transport. ``MULTI`` pipelines and ``AnyOf``
+(concurrent blocking reads) always do.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import anyio
 import anyio.abc
 import hiredis
 
-from .._core.commands import Command, Pipeline
+from .._core.batching import shareable
+from .._core.commands import AnyOf, Command, Pipeline
 from .._core.entries import ErrorReply
 from ..config import Settings
 from ..errors import (
@@ -38,6 +42,7 @@ from ..errors import (
     TransportError,
     TransportTimeout,
 )
+from .transport import Transport, blocks
 
 # hiredis's stub types the argument as a 1-tuple; it takes any number.
 _pack = cast("Callable[[tuple[Any, ...]], bytes]", hiredis.pack_command)
@@ -47,11 +52,45 @@ class _ReplyError(Exception):
     """What hiredis builds for an error reply; turned into an ErrorReply."""
 
 
-def open_connection(settings: Settings) -> NativeConnection | None:
-    """A native connection for ``settings``, or None where the transport must serve."""
+def open_pool(settings: Settings, transport: Transport) -> NativePool | None:
+    """Native connections for ``settings``, or None where the transport must serve."""
     if settings.effective_url.startswith("rediss://"):
         return None
-    return NativeConnection(settings)
+    return NativePool(settings, transport)
+
+
+class NativePool:
+    """Lends a :class:`NativeConnection` per round trip; MULTI and AnyOf go to
+    ``transport``. Grows to the number of round trips in flight at once (one
+    per consumer, one for publishing), keeps what it lent for reuse."""
+
+    def __init__(self, settings: Settings, transport: Transport) -> None:
+        self._settings = settings
+        self._transport = transport
+        self._idle: list[NativeConnection] = []
+        self._all: list[NativeConnection] = []
+        self.round_trips = 0
+
+    async def execute(self, cmd: Command[Any]) -> Any:
+        """Run ``cmd`` on an idle connection (a new one if none is idle)."""
+        if isinstance(cmd, AnyOf) or not shareable(cmd):
+            return await self._transport.execute(cmd)
+        conn = self._idle.pop() if self._idle else self._new()
+        try:
+            return await conn.execute(cmd)
+        finally:
+            self.round_trips += 1
+            self._idle.append(conn)
+
+    def _new(self) -> NativeConnection:
+        conn = NativeConnection(self._settings)
+        self._all.append(conn)
+        return conn
+
+    async def aclose(self) -> None:
+        """Close every connection."""
+        for conn in self._all:
+            await conn.aclose()
 
 
 class NativeConnection:
@@ -67,8 +106,8 @@ class NativeConnection:
         self._username: str | None = options.get("username")
         self._password: str | None = options.get("password") or settings.password
         self._protocol = int(options.get("protocol") or settings.protocol)
-        # Publishing never blocks server-side: the plain socket timeout applies.
         self._timeout = settings.socket_timeout
+        self._blocking_timeout = settings.read_timeout
         self._connect_timeout = settings.socket_timeout
         self._stream: anyio.abc.ByteStream | None = None
         self._reader: Any = None
@@ -87,7 +126,7 @@ class NativeConnection:
             raise LocalProtocolError("a native connection carries one round trip at a time")
         self._busy = True
         try:
-            with anyio.fail_after(self._timeout):
+            with anyio.fail_after(self._blocking_timeout if blocks(cmd) else self._timeout):
                 if self._stream is None:
                     await self._connect()
                 return await self._round_trip(cmd)

@@ -11,9 +11,8 @@ import anyio
 
 from .._core.consumer import ConsumerCore, ConsumerState, ConsumerStats
 from .._core.entries import Delivery
-from .driver import Driver, cancelled, run_flow
+from .driver import Driver, Executor, cancelled, run_flow
 from .leases import LeaseKeeper
-from .transport import Transport
 
 CLOSE_TIMEOUT = 5.0
 
@@ -24,7 +23,7 @@ class _Consumer:
     def __init__(
         self,
         core: ConsumerCore,
-        transport: Transport,
+        transport: Executor,
         leases: LeaseKeeper | None = None,
         drain_timeout: float = 5.0,
     ) -> None:

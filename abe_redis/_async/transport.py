@@ -222,17 +222,17 @@ class ThreadTransport(_Base):
     async def _execute(self, cmd: Command[Any]) -> Any:
         # A blocking read may be abandoned on cancellation: its thread ends
         # within the BLOCK window and the core re-reads what it delivered.
-        abandon = _blocks(cmd)
+        abandon = blocks(cmd)
         return await anyio.to_thread.run_sync(self.execute_blocking, cmd, abandon_on_cancel=abandon)
 
     async def aclose(self) -> None:
         await anyio.to_thread.run_sync(self._blocking_client.close)
 
 
-def _blocks(cmd: Command[Any]) -> bool:
+def blocks(cmd: Command[Any]) -> bool:
     """Whether ``cmd`` holds a blocking read (alone or at the end of a pipeline)."""
     if isinstance(cmd, Pipeline):
-        return any(_blocks(sub) for sub in cmd.commands)
+        return any(blocks(sub) for sub in cmd.commands)
     return isinstance(cmd, XReadGroup) and cmd.block_ms is not None
 
 

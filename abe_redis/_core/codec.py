@@ -22,6 +22,8 @@ MAX_KEY_LENGTH = 256
 MAX_PAYLOAD_BYTES = 1_048_576
 RESERVED_SUFFIX = ":dlq"
 _CONTAINERS = (dict, list, tuple)
+# Leaves that need no walk (exact types: subclasses take the slow branch).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 _decode = json.JSONDecoder().decode
 
@@ -58,11 +60,15 @@ def _check_tree(value: Any, depth: int) -> None:
                     "JSON keys are strings"
                 )
             kind = type(item)
+            if kind in _SCALARS:
+                continue
             if kind is dict or kind is list or kind is tuple or isinstance(item, _CONTAINERS):
                 _check_tree(item, depth + 1)
     elif isinstance(value, list | tuple):
         for item in value:
             kind = type(item)
+            if kind in _SCALARS:
+                continue
             if kind is dict or kind is list or kind is tuple or isinstance(item, _CONTAINERS):
                 _check_tree(item, depth + 1)
 

@@ -13,7 +13,8 @@ import pytest
 import redis
 
 from abe_redis import RedisMessageQueueBackend, Settings
-from abe_redis._async.connection import NativeConnection, open_connection
+from abe_redis._async.connection import NativeConnection, NativePool, open_pool
+from abe_redis._async.transport import ThreadTransport
 from abe_redis._core.commands import Pipeline, SAdd, SMembers, XAdd, XGroupCreate, XLen
 from abe_redis._core.entries import ErrorReply
 from abe_redis.embedded import RedisServer
@@ -163,9 +164,10 @@ async def test_a_killed_connection_fails_one_call_then_reconnects(
     await conn.aclose()
 
 
-def test_tls_urls_publish_through_the_transport() -> None:
-    assert open_connection(Settings(url="rediss://h:6380")) is None
-    assert isinstance(open_connection(Settings(url="redis://h")), NativeConnection)
+def test_tls_urls_go_through_the_transport() -> None:
+    transport = ThreadTransport(Settings(url="redis://h"))
+    assert open_pool(Settings(url="rediss://h:6380"), transport) is None
+    assert isinstance(open_pool(Settings(url="redis://h"), transport), NativePool)
 
 
 async def test_the_backend_publishes_on_its_native_connection(settings: Settings) -> None:
@@ -176,7 +178,7 @@ async def test_the_backend_publishes_on_its_native_connection(settings: Settings
             for n in range(100):
                 tg.start_soon(backend.publish, stream, {"n": n})
         assert await backend.stream_length(stream) == 101
-        lane = backend._lane
-        assert lane is not None
-        assert lane.round_trips < 101  # concurrent publishes shared round trips
+        pool = backend._native
+        assert pool is not None
+        assert pool.round_trips < 101  # concurrent publishes shared round trips
         await backend.delete_stream(stream)
