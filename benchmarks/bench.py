@@ -203,45 +203,91 @@ def sync_consume(url: str, n: int) -> float:
     return rate
 
 
-async def latency(url: str, rate: float, seconds: float) -> tuple[list[float], float]:
-    """Publish at ``rate`` for ``seconds`` with a consumer running.
+LATENCY_PUBLISHER = textwrap.dedent(
+    """
+    import json, sys, time, anyio, redis.asyncio
+    from abe_redis import RedisMessageQueueBackend, Settings
+    from abe_redis.cli import slack_event
 
-    Returns the latencies in ms and the rate actually achieved. Above 1000/s
-    the publisher sends each millisecond's events with one publish_many.
+    async def main(url, stream, rate, seconds, side):
+        n = int(rate * seconds)
+        per_tick = max(1, int(rate / 1000))  # above 1000/s: one batch per ms
+        events = [slack_event(i) for i in range(1000)]
+        backend = RedisMessageQueueBackend(Settings(url=url, registry_key="bench:streams"))
+        raw = redis.asyncio.from_url(url)
+        # Connect (and register our stream) before the clock starts. The raw
+        # side's stream stays out of the registry our consumers read.
+        if side == "ours":
+            await backend.publish(stream, {"warm": True})
+        else:
+            await raw.ping()
+        start = time.monotonic()
+        for i in range(0, n, per_tick):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await anyio.sleep(delay)
+            sent = time.monotonic()
+            batch = [{**events[j % 1000], "sent": sent} for j in range(i, min(n, i + per_tick))]
+            if side == "ours":
+                if len(batch) == 1:
+                    await backend.publish(stream, batch[0])
+                else:
+                    await backend.publish_many(stream, batch)
+            else:
+                pipe = raw.pipeline(transaction=False)
+                for payload in batch:
+                    pipe.xadd(stream, {"data": json.dumps(payload)})
+                await pipe.execute()
+        print(n / (time.monotonic() - start))
+        await backend.aclose()
+        await raw.aclose()
+
+    anyio.run(main, sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5])
+    """
+)
+
+
+async def latency(url: str, rate: float, seconds: float, side: str) -> tuple[list[float], float]:
+    """End-to-end latency: a publisher process at ``rate`` for ``seconds``, a
+    consumer here. ``side`` is ``ours`` (our publish and consume) or ``raw``
+    (redis-py XADD, and XREADGROUP BLOCK + XACK + JSON: the floor).
+
+    Returns the latencies in ms and the rate the publisher achieved.
     """
     n = int(rate * seconds)
-    per_tick = max(1, int(rate / 1000))
+    stream = f"bench:latency-{side}"
     seen: list[float] = []
-    took = 0.0
-    async with RedisMessageQueueBackend(settings(url, block_ms=1000)) as b:
-        await b.publish("bench:latency", {"warm": True})
-        async with b.consume(group="lat") as events:
-            await events.__anext__()
-
-            async def publisher() -> None:
-                nonlocal took
-                start = time.perf_counter()
-                for i in range(0, n, per_tick):
-                    due = start + i / rate
-                    delay = due - time.perf_counter()
-                    if delay > 0:
-                        await anyio.sleep(delay)
-                    if per_tick == 1:
-                        await b.publish("bench:latency", {**ev(i), "sent": time.perf_counter()})
-                    else:
-                        sent = time.perf_counter()
-                        batch = [{**ev(j), "sent": sent} for j in range(i, min(n, i + per_tick))]
-                        await b.publish_many("bench:latency", batch)
-                took = time.perf_counter() - start
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(publisher)
+    publisher = [sys.executable, "-c", LATENCY_PUBLISHER, url, stream, str(rate), str(seconds)]
+    if side == "ours":
+        async with RedisMessageQueueBackend(settings(url, block_ms=1000, prefetch=500)) as b:
+            await b.publish(stream, {"warm": True})
+            async with b.consume(group="lat") as events:
+                await events.__anext__()
+                child = subprocess.Popen([*publisher, side], stdout=subprocess.PIPE, text=True)
                 async for event in events:
-                    seen.append((time.perf_counter() - event["sent"]) * 1000)
-                    if len(seen) == n:
-                        break
-        await b.delete_stream("bench:latency")
-    return seen, n / took
+                    if "sent" in event:
+                        seen.append((time.monotonic() - event["sent"]) * 1000)
+                        if len(seen) == n:
+                            break
+            await b.delete_stream(stream)
+    else:
+        r = aioredis.from_url(url)
+        await r.xgroup_create(stream, "lat", "$", mkstream=True)
+        child = subprocess.Popen([*publisher, side], stdout=subprocess.PIPE, text=True)
+        while len(seen) < n:
+            reply: Any = await r.xreadgroup("lat", "c", {stream: ">"}, count=500, block=1000)
+            ids = []
+            for _, entries in reply or []:
+                for entry_id, fields in entries:
+                    payload = json.loads(fields[b"data"])
+                    seen.append((time.monotonic() - payload["sent"]) * 1000)
+                    ids.append(entry_id)
+            if ids:
+                await r.xack(stream, "lat", *ids)
+        await r.delete(stream)
+        await r.aclose()
+    out, _ = child.communicate(timeout=60)
+    return seen, float(out.strip().splitlines()[-1])
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -387,17 +433,26 @@ def main() -> None:
             med["SyncRedisQueue consume+ack"],
         )
 
-        print("\n  end-to-end latency (publish -> handler), ms:")
+        print("\n  end-to-end latency (publisher process -> handler), ms:")
         lat: dict[str, list[float]] = {}
         for rate, seconds in ((200, 3.0), (20_000, 1.0)):
-            samples, achieved = anyio.run(latency, url, float(rate), seconds)
-            lat[str(rate)] = [percentile(samples, p) for p in (50, 90, 99)] + [max(samples)]
-            p50, p90, p99, worst = lat[str(rate)]
-            print(
-                f"    at {rate:>6}/s (achieved {achieved:,.0f}/s): p50 {p50:.2f}  p90 {p90:.2f}  "
-                f"p99 {p99:.2f}  max {worst:.2f}  ({len(samples)} events)",
-                flush=True,
-            )
+            for side in ("raw", "ours"):
+                runs_lat = [
+                    anyio.run(latency, url, float(rate), seconds, side) for _ in range(repeat)
+                ]
+                # The run with the median p99 stands for the workload.
+                runs_lat.sort(key=lambda run: percentile(run[0], 99))
+                samples, achieved = runs_lat[len(runs_lat) // 2]
+                figures = [percentile(samples, p) for p in (50, 90, 99)] + [max(samples)]
+                lat[f"{side} {rate}"] = figures
+                p50, p90, p99, worst = figures
+                p99s = ", ".join(f"{percentile(run[0], 99):.2f}" for run in runs_lat)
+                print(
+                    f"    {side:<4} at {rate:>6}/s (achieved {achieved:,.0f}/s): p50 {p50:.2f}  "
+                    f"p90 {p90:.2f}  p99 {p99:.2f}  max {worst:.2f}  "
+                    f"({len(samples)} events; p99 of each run: {p99s})",
+                    flush=True,
+                )
 
         rss = None
         if args.backlog:
@@ -425,6 +480,9 @@ def main() -> None:
     def ratio(a: float, b: float | None) -> str:
         return f"{a / b:.2f}x" if b else "n/a"
 
+    def lat_fig(rate: str) -> str:
+        return f"{lat['ours ' + rate][2]:.2f} ({lat['raw ' + rate][2]:.2f})"
+
     o = old if isinstance(old, dict) else {}
     rows = [
         ("publish sequential", "ours / raw XADD", ratio(seq, raw_seq), ">= 0.95x"),
@@ -441,8 +499,8 @@ def main() -> None:
         ("trio vs asyncio", "consume", ratio(trio_cons, cons1), ">= 0.6x"),
         ("SyncRedisQueue vs async", "publish", ratio(sync_pub, seq), ">= 0.5x"),
         ("SyncRedisQueue vs async", "consume", ratio(sync_cons, cons1), ">= 0.5x"),
-        ("latency p99 at 200/s", "ms", f"{lat['200'][2]:.2f}", "<= 1 ms"),
-        ("latency p99 at 20000/s", "ms", f"{lat['20000'][2]:.2f}", "<= 5 ms"),
+        ("latency p99 at 200/s", "ms (raw floor)", lat_fig("200"), "<= 1 ms"),
+        ("latency p99 at 20000/s", "ms (raw floor)", lat_fig("20000"), "<= 5 ms"),
         ("RSS, backlog", "MB", "n/a" if rss is None else f"{rss:.1f}", "< 100 MB"),
     ]
     print("\n  ratios (same run)")
