@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import socket
@@ -39,7 +40,7 @@ from .._core.publisher import Publisher
 from .._core.steps import Flow, once
 from .._core.trimming import safe_trim
 from ..config import Settings
-from ..errors import BackendClosed
+from ..errors import BackendClosed, TransportError
 from ..fastjson import loads_for
 from .connection import NativePool, open_pool
 from .consumer import AsyncConsumer, AsyncDeliveries, _Consumer
@@ -178,7 +179,12 @@ class RedisMessageQueueBackend:
             BackendClosed: the backend was closed.
         """
         coalescer = self._pipelined()
-        flow = self._publisher.publish(key, payload, time.monotonic(), idempotency_key)
+        now = time.monotonic()
+        fast = self._publisher.prepare(key, payload, now, idempotency_key)
+        if fast is not None:
+            with contextlib.suppress(TransportError):  # the flow retries it
+                return fast.parse_reply(await coalescer.execute(fast))
+        flow = self._publisher.publish(key, payload, now, idempotency_key)
         return await run_flow(flow, coalescer)
 
     async def publish_many(self, key: str, payloads: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -97,6 +97,36 @@ class Publisher:
             yield from self._maybe_trim(key, now)
         return ids[0]
 
+    def prepare(
+        self,
+        key: Any,
+        payload: Mapping[str, Any],
+        now: float,
+        idempotency_key: str | None = None,
+    ) -> XAdd | None:
+        """The lone XADD of a publish that needs nothing else, or None.
+
+        The fast path of :meth:`publish`, for the common case: a stream
+        registered recently, no idempotency key, no trim due, no outage in
+        progress. Validates exactly as :meth:`publish` does (and raises the
+        same errors). None means: run :meth:`publish`; so does a transport
+        error on the XADD (the flow retries within the budget).
+        """
+        key = self._valid(key)
+        fields = encode_payload(payload, self.max_payload_bytes)
+        if self._idempotency_key(payload, idempotency_key) is not None:
+            return None
+        since = self.registered.get(key)
+        if since is None or now - since >= REGISTRY_REFRESH:
+            return None  # also covers probes, which are never registered
+        if not self.connected or self.backoff.attempts:
+            return None
+        count = self.since_trim.get(key, 0) + 1
+        if count >= self.trim_every or now - self.last_trim.get(key, now) >= self.trim_interval:
+            return None
+        self.since_trim[key] = count
+        return XAdd(key, fields, self.maxlen)
+
     def _plan(self, key: str, now: float) -> tuple[bool, bool]:
         """(probe, register): a capped probe stream, and whether SADD goes along."""
         probe = is_internal(key) and key not in self.consumed

@@ -33,7 +33,7 @@ from .._core.consumer import ConsumerStats
 from .._core.deadletters import ReplayResult
 from .._core.entries import DeadLetter, Delivery, GroupInfo, PendingEntry, PendingSummary
 from ..config import Settings
-from ..errors import BackendClosed
+from ..errors import BackendClosed, TransportError
 from .pipelining import ThreadCoalescer
 
 T = TypeVar("T")
@@ -279,8 +279,15 @@ class SyncRedisQueue:
         See :meth:`RedisMessageQueueBackend.publish_entry` for idempotency
         keys and errors.
         """
-        flow = self._backend._publisher.publish(key, payload, time.monotonic(), idempotency_key)
-        return run_flow_blocking(flow, self._publishing().execute)
+        coalescer = self._publishing()
+        publisher = self._backend._publisher
+        now = time.monotonic()
+        fast = publisher.prepare(key, payload, now, idempotency_key)
+        if fast is not None:
+            with contextlib.suppress(TransportError):  # the flow retries it
+                return fast.parse_reply(coalescer.execute(fast))
+        flow = publisher.publish(key, payload, now, idempotency_key)
+        return run_flow_blocking(flow, coalescer.execute)
 
     def publish_many(self, key: str, payloads: Sequence[Mapping[str, Any]]) -> list[str]:
         """Append many payloads to stream ``key`` in pipelined chunks; return their ids."""
