@@ -11,6 +11,7 @@ it asserts nothing about timings.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -152,11 +153,11 @@ async def ours_publish_many(url: str, n: int) -> float:
     return rate
 
 
-async def ours_consume(url: str, n: int, workers: int = 1) -> float:
+async def ours_consume(url: str, n: int, workers: int = 1, json_choice: str = "auto") -> float:
     await anyio.to_thread.run_sync(fill, url, "bench:consume", n)
     got = 0
     done = anyio.Event()
-    async with RedisMessageQueueBackend(settings(url, prefetch=500)) as b:
+    async with RedisMessageQueueBackend(settings(url, prefetch=500, json=json_choice)) as b:
 
         async def worker() -> None:
             nonlocal got
@@ -394,6 +395,7 @@ def main() -> None:
             f"abe-redis benchmark: redis-server {server.version}, Python "
             f"{sys.version.split()[0]}, redis-py {redis.__version__}, "
             f"hiredis {'yes' if redis.utils.HIREDIS_AVAILABLE else 'no'}, "
+            f"orjson {'yes' if importlib.util.find_spec('orjson') else 'no'} (REDIS_JSON=auto), "
             f"{os.cpu_count()} CPUs, {n} events of ~{len(json.dumps(ev(0)))} bytes, "
             f"median of {repeat} runs\n"
         )
@@ -405,6 +407,10 @@ def main() -> None:
             ("ours publish, 50 tasks", on("asyncio", ours_publish_concurrent, url, n)),
             ("ours publish_many", on("asyncio", ours_publish_many, url, n)),
             ("ours consume+ack, 1 worker", on("asyncio", ours_consume, url, n, 1)),
+            (
+                "ours consume+ack, 1 worker, stdlib json",
+                on("asyncio", ours_consume, url, n, 1, "stdlib"),
+            ),
             ("ours consume+ack, 4 workers", on("asyncio", ours_consume, url, n, 4)),
             ("ours publish sequential (trio)", on("trio", ours_publish_sequential, url, n)),
             ("ours consume+ack, 1 worker (trio)", on("trio", ours_consume, url, n, 1)),
@@ -420,12 +426,13 @@ def main() -> None:
         med = {name: statistics.median(values) for name, values in runs.items()}
         for name, values in runs.items():
             shown = ", ".join(f"{v:,.0f}" for v in values)
-            print(f"  {name:<38} {med[name]:>12,.0f}/s   runs: {shown}")
+            print(f"  {name:<40} {med[name]:>12,.0f}/s   runs: {shown}")
         raw_seq, raw_pipe = med["raw XADD sequential"], med["raw XADD pipelined"]
         raw_drain_rate = med["raw XREADGROUP+XACK+JSON drain"]
         seq, conc = med["ours publish sequential"], med["ours publish, 50 tasks"]
         many = med["ours publish_many"]
         cons1, cons4 = med["ours consume+ack, 1 worker"], med["ours consume+ack, 4 workers"]
+        cons1_stdlib = med["ours consume+ack, 1 worker, stdlib json"]
         trio_pub = med["ours publish sequential (trio)"]
         trio_cons = med["ours consume+ack, 1 worker (trio)"]
         sync_pub, sync_cons = (
@@ -489,6 +496,12 @@ def main() -> None:
         ("publish, 50 tasks", "ours / raw pipelined", ratio(conc, raw_pipe), ">= 0.8x"),
         ("publish, 50 tasks", "ours / old plugin", ratio(conc, o.get("publish_50_tasks")), ">= 4x"),
         ("consume+ack, 1 worker", "ours / raw drain", ratio(cons1, raw_drain_rate), ">= 0.8x"),
+        (
+            "  the same, stdlib json",
+            "ours / raw drain",
+            ratio(cons1_stdlib, raw_drain_rate),
+            ">= 0.8x",
+        ),
         (
             "consume+ack, 1 worker",
             "ours / old plugin",
