@@ -66,7 +66,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=LOADER_PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package and the tests."""
-    install(session, "trio", "fakeredis", tools=("mypy>=1.10", "pytest>=8", "nox"))
+    install(session, "trio", "fakeredis", "orjson", tools=("mypy>=1.10", "pytest>=8", "nox"))
     session.run("mypy")
 
 
