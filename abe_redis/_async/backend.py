@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import socket
@@ -182,8 +181,10 @@ class RedisMessageQueueBackend:
         now = time.monotonic()
         fast = self._publisher.prepare(key, payload, now, idempotency_key)
         if fast is not None:
-            with contextlib.suppress(TransportError):  # the flow retries it
+            try:
                 return fast.parse_reply(await coalescer.execute(fast))
+            except TransportError:
+                pass  # the flow below retries it within the budget
         flow = self._publisher.publish(key, payload, now, idempotency_key)
         return await run_flow(flow, coalescer)
 

@@ -25,6 +25,20 @@ _CONTAINERS = (dict, list, tuple)
 # Leaves that need no walk (exact types: subclasses take the slow branch).
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_dumps: Callable[[Any], str] = _encoder.encode
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)  # not in typeshed
+if _c_make_encoder is not None:
+    # The same C encoder JSONEncoder.encode uses, built once instead of per
+    # call. No cycle markers: _check_tree bounds the depth first, so a cycle
+    # is a PayloadError before it gets here.
+    _c_encode = _c_make_encoder(
+        None, _encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+
+    def _dumps(payload: Any) -> str:
+        return "".join(_c_encode(payload, 0))
+
+
 _decode = json.JSONDecoder().decode
 
 Loads = Callable[[bytes], Any]
@@ -87,7 +101,7 @@ def encode_payload(
         raise PayloadError(f"payload must be a dict (a JSON object), got {type(payload).__name__}")
     _check_tree(payload, 1)
     try:
-        data = _encoder.encode(payload)
+        data = _dumps(payload)
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"payload is not JSON-serializable: {exc}") from exc
     encoded = data.encode()

@@ -114,7 +114,10 @@ class Publisher:
         """
         key = self._valid(key)
         fields = encode_payload(payload, self.max_payload_bytes)
-        if self._idempotency_key(payload, idempotency_key) is not None:
+        # An idempotency key is checked (and raised about) as in publish().
+        if (idempotency_key is not None or self.idempotency_field is not None) and (
+            self._idempotency_key(payload, idempotency_key) is not None
+        ):
             return None
         since = self.registered.get(key)
         if since is None or now - since >= REGISTRY_REFRESH:

@@ -284,8 +284,10 @@ class SyncRedisQueue:
         now = time.monotonic()
         fast = publisher.prepare(key, payload, now, idempotency_key)
         if fast is not None:
-            with contextlib.suppress(TransportError):  # the flow retries it
+            try:
                 return fast.parse_reply(coalescer.execute(fast))
+            except TransportError:
+                pass  # the flow below retries it within the budget
         flow = publisher.publish(key, payload, now, idempotency_key)
         return run_flow_blocking(flow, coalescer.execute)
 

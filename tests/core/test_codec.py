@@ -109,3 +109,22 @@ def test_internal_keys() -> None:
     assert is_internal("_health_check")
     assert not is_internal("slack_events")
     assert validate_key("slack_events", reserved="reg") == "slack_events"
+
+
+def test_a_payload_holding_itself_is_refused_not_a_recursion_error() -> None:
+    loop: dict[str, Any] = {"a": 1}
+    loop["self"] = loop
+    with pytest.raises(PayloadError, match="nests deeper"):
+        encode_payload(loop)
+    items: list[Any] = []
+    items.append(items)
+    with pytest.raises(PayloadError, match="nests deeper"):
+        encode_payload({"items": items})
+
+
+def test_encoding_matches_the_standard_librarys_compact_form() -> None:
+    payload = {"text": 'héllo ✓ "quoted"\n', "n": [1, 2.5, None, True], "e": {}}
+    ((name, data),) = encode_payload(payload)
+    assert name == b"data"
+    expected = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    assert data == expected.encode()
