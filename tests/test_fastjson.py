@@ -29,10 +29,11 @@ SAME = [
 ]
 
 
+@pytest.mark.parametrize("loads", [stdlib_loads, FAST], ids=["stdlib_loads", "orjson"])
 @pytest.mark.parametrize("raw", SAME)
-def test_results_match_the_standard_library(raw: bytes) -> None:
+def test_results_match_the_standard_library(raw: bytes, loads: Any) -> None:
     expected = json.loads(raw)
-    got = FAST(raw)
+    got = loads(raw)
     assert repr(got) == repr(expected)  # repr: NaN != NaN, and int vs float shows
     assert type(got) is type(expected)
 
@@ -43,12 +44,15 @@ def test_the_guard_is_needed() -> None:
     assert FAST(b'{"n":-9223372036854775809}') == {"n": -9223372036854775809}
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"\xff\xfe", b'{"a":1} extra', b"[" * 100_000])
-def test_errors_are_the_standard_librarys(raw: bytes) -> None:
+@pytest.mark.parametrize("loads", [stdlib_loads, FAST], ids=["stdlib_loads", "orjson"])
+@pytest.mark.parametrize(
+    "raw", [b"{not json", b"\xff\xfe", b'{"a":1} extra', b"", b" ", b"[" * 100_000]
+)
+def test_errors_are_the_standard_librarys(raw: bytes, loads: Any) -> None:
     with pytest.raises((ValueError, RecursionError)) as fast_error:
-        FAST(raw)
+        loads(raw)
     with pytest.raises((ValueError, RecursionError)) as std_error:
-        stdlib_loads(raw)
+        json.loads(raw.decode("utf-8"))
     assert type(fast_error.value) is type(std_error.value)
     assert str(fast_error.value) == str(std_error.value)
 

@@ -46,9 +46,22 @@ Loads = Callable[[bytes], Any]
 RecursionError) on what is not JSON."""
 
 
+_scan: Callable[[str, int], tuple[Any, int]] = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009 (not in typeshed)
+
+
 def stdlib_loads(raw: bytes) -> Any:
     """The default :data:`Loads`: the standard library's json."""
-    return _decode(raw.decode("utf-8"))
+    text = raw.decode("utf-8")
+    # The scanner alone, as JSONDecoder.decode calls it, minus the two
+    # whitespace regexes around it; anything else (leading or trailing
+    # whitespace, extra data, invalid input) goes through decode().
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return _decode(text)
+    if end != len(text):
+        return _decode(text)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
