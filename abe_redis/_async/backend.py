@@ -34,7 +34,7 @@ from .._core.deadletters import (
     replay_dead_letters,
 )
 from .._core.entries import DeadLetter, GroupInfo, PendingEntry, PendingSummary
-from .._core.policy import Backoff, RedeliveryPolicy
+from .._core.policy import Backoff, Outage, RedeliveryPolicy
 from .._core.publisher import Publisher
 from .._core.steps import Flow, once
 from .._core.trimming import safe_trim
@@ -91,8 +91,9 @@ class RedisMessageQueueBackend:
         self._transport = transport
         self._native: NativePool | None = None
         # One outage, one log line: the publisher and every consumer of this
-        # backend share their backoff (they reach the same Redis).
-        self._backoff = Backoff()
+        # backend share what the log says (they reach the same Redis); each
+        # keeps its own retry delays.
+        self._outage = Outage()
         self._publisher = Publisher(
             registry_key=s.registry_key,
             maxlen=s.stream_maxlen,
@@ -102,7 +103,7 @@ class RedisMessageQueueBackend:
             max_payload_bytes=s.max_payload_bytes,
             retry_budget=s.publish_retry_seconds,
             ungrouped_maxlen=s.ungrouped_maxlen,
-            backoff=self._backoff,
+            backoff=Backoff(outage=self._outage),
         )
         self._consumers: weakref.WeakSet[_Consumer] = weakref.WeakSet()
         self._leases: LeaseKeeper | None = None
@@ -258,8 +259,8 @@ class RedisMessageQueueBackend:
                 interval=s.claim_min_idle_ms / 1000 / 3,
                 max_lease=s.max_lease_ms / 1000,
             )
-        executor = self._executor()
-        return ConsumerCore(config, self._backoff), executor, self._leases, s.drain_timeout
+        core = ConsumerCore(config, Backoff(outage=self._outage))
+        return core, self._executor(), self._leases, s.drain_timeout
 
     # -- inspection -----------------------------------------------------
 
