@@ -24,6 +24,8 @@ everything goes through the transport. ``MULTI`` pipelines and ``AnyOf``
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -43,6 +45,10 @@ from ..errors import (
     TransportTimeout,
 )
 from .transport import Transport, blocks
+
+# A connection idle longer than this is checked for a close by the server
+# before use (one non-blocking peek).
+IDLE_CHECK = 1.0
 
 # hiredis's stub types the argument as a 1-tuple; it takes any number.
 _pack = cast("Callable[[tuple[Any, ...]], bytes]", hiredis.pack_command)
@@ -112,6 +118,8 @@ class NativeConnection:
         self._stream: anyio.abc.ByteStream | None = None
         self._reader: Any = None
         self._busy = False
+        self._last_used = 0.0
+        self.connects = 0
         self.round_trips = 0
 
     async def execute(self, cmd: Command[Any]) -> Any:
@@ -126,10 +134,21 @@ class NativeConnection:
             raise LocalProtocolError("a native connection carries one round trip at a time")
         self._busy = True
         try:
+            now = time.monotonic()
+            if (
+                self._stream is not None
+                and now - self._last_used > IDLE_CHECK
+                and self._closed_by_peer()
+            ):
+                # The server dropped it while idle (its `timeout`, a restart):
+                # nothing was sent on it yet, so connecting afresh is safe.
+                await self._discard()
             with anyio.fail_after(self._blocking_timeout if blocks(cmd) else self._timeout):
                 if self._stream is None:
                     await self._connect()
-                return await self._round_trip(cmd)
+                reply = await self._round_trip(cmd)
+            self._last_used = time.monotonic()
+            return reply
         except BaseException as exc:
             await self._discard()
             mapped = _mapped(exc, self.target)
@@ -176,6 +195,7 @@ class NativeConnection:
         except (OSError, TimeoutError) as exc:
             raise ConnectError(f"cannot connect to Redis at {self.target}: {exc}") from exc
         self._reader = hiredis.Reader(replyError=_ReplyError)
+        self.connects += 1
         hello: list[tuple[Any, ...]] = []
         if self._protocol == 3:
             auth: tuple[Any, ...] = ()
@@ -193,6 +213,22 @@ class NativeConnection:
                 if args[0] in ("AUTH", "HELLO"):
                     raise ConnectError(f"Redis at {self.target} refused our credentials")
                 raise ConnectError(f"Redis at {self.target} refused {args[0]}: {reply.message}")
+
+    def _closed_by_peer(self) -> bool:
+        """Whether the server has closed the connection (EOF waiting), without reading."""
+        assert self._stream is not None
+        sock = self._stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        if sock is None:
+            return False
+        try:
+            # A duplicate of the descriptor: asyncio hands out a wrapper
+            # without recv(); peeking consumes nothing either way.
+            with socket.fromfd(sock.fileno(), sock.family, sock.type) as probe:
+                return probe.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False  # open, nothing to read
+        except OSError:
+            return True
 
     async def _discard(self) -> None:
         stream, self._stream, self._reader = self._stream, None, None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import tempfile
@@ -182,3 +183,24 @@ async def test_the_backend_publishes_on_its_native_connection(settings: Settings
         assert pool is not None
         assert pool.round_trips < 101  # concurrent publishes shared round trips
         await backend.delete_stream(stream)
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced_before_use(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # redis-server's `timeout` closes idle clients; a publish after such a
+    # pause must neither fail nor log an outage.
+    caplog.set_level(logging.WARNING, logger="abe_redis")
+    with RedisServer(extra=("--timeout", "1")) as server:
+        async with RedisMessageQueueBackend(Settings(url=server.url)) as backend:
+            await backend.publish_entry("events", {"n": 1}, idempotency_key="a")
+            await anyio.sleep(2.5)  # the server's idle timeout runs every second
+            # Through the publishing flow (an idempotency key): without the
+            # check, its first attempt would fail and be retried after a
+            # logged outage.
+            await backend.publish_entry("events", {"n": 2}, idempotency_key="b")
+            assert await backend.stream_length("events") == 2
+            pool = backend._native
+            assert pool is not None
+            assert [conn.connects for conn in pool._all] == [2]
+    assert not [r for r in caplog.records if "unavailable" in r.getMessage()]
