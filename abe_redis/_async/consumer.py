@@ -96,6 +96,9 @@ class _Consumer:
         self._driver.flow.close()
         try:
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
+                if self._leases is not None:
+                    # No renewal may land after the release below.
+                    await anyio.to_thread.run_sync(self._leases.forget_and_wait, id(self))
                 await run_flow(self._core.close(processed=processed), self._transport)
         finally:
             if self._leases is not None:

@@ -43,6 +43,9 @@ class LeaseKeeper:
         self.interval = interval
         self.max_lease = max_lease
         self._lock = threading.Lock()
+        # Held for a whole renewal, so that forget_and_wait() can be sure none
+        # lands after it returns (a renewal resets idle times).
+        self._renewing = threading.Lock()
         # token -> (group, consumer, {stream: {id: first seen}})
         self._held: dict[int, tuple[str, str, dict[str, dict[str, float]]]] = {}
         self._stop = threading.Event()
@@ -74,9 +77,19 @@ class LeaseKeeper:
                 self._thread.start()
 
     def forget(self, token: int) -> None:
-        """Stop renewing for consumer ``token``."""
+        """Stop renewing for consumer ``token`` (a renewal in flight may still land)."""
         with self._lock:
             self._held.pop(token, None)
+
+    def forget_and_wait(self, token: int) -> None:
+        """Stop renewing for ``token``, and wait out a renewal in flight.
+
+        A closing consumer calls this before it releases its entries: a
+        renewal landing after the release would make them look busy again.
+        """
+        self.forget(token)
+        with self._renewing:
+            pass
 
     def _snapshot(self, now: float) -> list[tuple[str, str, str, tuple[str, ...]]]:
         with self._lock:
@@ -89,6 +102,10 @@ class LeaseKeeper:
 
     def renew_once(self) -> int:
         """Renew every lease now; returns how many entries were renewed."""
+        with self._renewing:
+            return self._renew()
+
+    def _renew(self) -> int:
         count = 0
         for group, consumer, stream, ids in self._snapshot(time.monotonic()):
             flow = call(RENEW_LEASES, (stream,), (group, consumer, *ids))

@@ -1,0 +1,55 @@
+"""LeaseKeeper: what a closing consumer relies on."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from abe_redis._async.leases import LeaseKeeper
+from abe_redis._core.commands import Command
+
+
+class SlowRedis:
+    """Answers renewals (EVALSHA) only once ``go`` is set."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.go = threading.Event()
+        self.calls: list[Command[Any]] = []
+
+    def execute(self, cmd: Command[Any]) -> Any:
+        self.calls.append(cmd)
+        self.started.set()
+        self.go.wait(5)
+        return 1
+
+
+def test_forget_and_wait_returns_only_after_a_renewal_in_flight() -> None:
+    redis = SlowRedis()
+    keeper = LeaseKeeper(redis.execute, interval=3600, max_lease=600)
+    keeper.update(1, "g", "c", {"s": ("1-0",)})
+    renewal = threading.Thread(target=keeper.renew_once)
+    renewal.start()
+    assert redis.started.wait(5)
+    returned: list[float] = []
+
+    def forget() -> None:
+        keeper.forget_and_wait(1)
+        returned.append(time.monotonic())
+
+    forgetting = threading.Thread(target=forget)
+    forgetting.start()
+    time.sleep(0.2)
+    assert not returned  # still waiting for the renewal to land
+    released_at = time.monotonic()
+    redis.go.set()
+    forgetting.join(5)
+    renewal.join(5)
+    assert returned
+    assert returned[0] >= released_at
+    # Forgotten: the next renewal sends nothing.
+    calls = len(redis.calls)
+    assert keeper.renew_once() == 0
+    assert len(redis.calls) == calls
+    keeper.stop()
