@@ -179,15 +179,15 @@ class RedisMessageQueueBackend:
             BackendClosed: the backend was closed.
         """
         coalescer = self._pipelined()
-        now = time.monotonic()
-        fast = self._publisher.prepare(key, payload, now, idempotency_key)
+        publisher, now = self._publisher, time.monotonic()
+        stream, item = publisher.checked(key, payload, idempotency_key)
+        fast = publisher.fast_xadd(stream, item, now)
         if fast is not None:
             try:
                 return fast.parse_reply(await coalescer.execute(fast))
             except TransportError:
                 pass  # the flow below retries it within the budget
-        flow = self._publisher.publish(key, payload, now, idempotency_key)
-        return await run_flow(flow, coalescer)
+        return await run_flow(publisher.write(stream, item, now), coalescer)
 
     async def publish_many(self, key: str, payloads: Sequence[Mapping[str, Any]]) -> list[str]:
         """Append many payloads to stream ``key`` in pipelined chunks; return their ids.

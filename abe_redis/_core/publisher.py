@@ -40,6 +40,8 @@ T = TypeVar("T")
 REGISTRY_REFRESH = 60.0
 MANY_CHUNK = 1000
 PROBE_MAXLEN = 100
+Item = tuple[tuple[tuple[bytes, bytes], ...], str | None]
+"""One payload to write: its encoded fields and its idempotency key (or None)."""
 MAX_IDEMPOTENCY_KEY = 256
 
 
@@ -82,11 +84,21 @@ class Publisher:
         starts, before it yields any command: a bad one raises and nothing
         is written.
         """
-        key = self._valid(key)
-        item = (
-            encode_payload(payload, self.max_payload_bytes),
-            self._idempotency_key(payload, idempotency_key),
-        )
+        key, item = self.checked(key, payload, idempotency_key)
+        return (yield from self.write(key, item, now))
+
+    def checked(
+        self, key: Any, payload: Mapping[str, Any], idempotency_key: str | None = None
+    ) -> tuple[str, Item]:
+        """Validate and encode one publish: the stream key and what to write.
+
+        Raises:
+            StreamKeyError, PayloadError, ValidationError: as :meth:`publish`.
+        """
+        return self._valid(key), self._item(payload, idempotency_key)
+
+    def write(self, key: str, item: Item, now: float) -> Flow[str]:
+        """Flow that writes one :meth:`checked` item and returns its entry id."""
         probe, register = self._plan(key, now)
         ids = yield from self._with_retries(
             functools.partial(self._write, key, [item], probe, register), now
@@ -97,38 +109,31 @@ class Publisher:
             yield from self._maybe_trim(key, now)
         return ids[0]
 
-    def prepare(
-        self,
-        key: Any,
-        payload: Mapping[str, Any],
-        now: float,
-        idempotency_key: str | None = None,
-    ) -> XAdd | None:
-        """The lone XADD of a publish that needs nothing else, or None.
+    def fast_xadd(self, key: str, item: Item, now: float) -> XAdd | None:
+        """The lone XADD that writes ``item``, when the write needs nothing else.
 
-        The fast path of :meth:`publish`, for the common case: a stream
+        The fast path of :meth:`write`, for the common case: a stream
         registered recently, no idempotency key, no trim due, no outage in
-        progress. Validates exactly as :meth:`publish` does (and raises the
-        same errors). None means: run :meth:`publish`; so does a transport
-        error on the XADD (the flow retries within the budget).
+        progress. None means: run :meth:`write`; so does a transport error
+        on the XADD (the flow retries within the budget).
         """
-        key = self._valid(key)
-        fields = encode_payload(payload, self.max_payload_bytes)
-        # An idempotency key is checked (and raised about) as in publish().
-        if (idempotency_key is not None or self.idempotency_field is not None) and (
-            self._idempotency_key(payload, idempotency_key) is not None
-        ):
+        fields, idem = item
+        if idem is not None:
             return None
-        since = self.registered.get(key)
-        if since is None or now - since >= REGISTRY_REFRESH:
-            return None  # also covers probes, which are never registered
-        if not self.connected or self.backoff.attempts:
+        probe, register = self._plan(key, now)
+        if probe or register or not self.connected or self.backoff.attempts:
             return None
         count = self.since_trim.get(key, 0) + 1
-        if count >= self.trim_every or now - self.last_trim.get(key, now) >= self.trim_interval:
+        if self._trim_due(key, count, now):
             return None
         self.since_trim[key] = count
         return XAdd(key, fields, self.maxlen)
+
+    def _item(self, payload: Mapping[str, Any], idempotency_key: str | None) -> Item:
+        return (
+            encode_payload(payload, self.max_payload_bytes),
+            self._idempotency_key(payload, idempotency_key),
+        )
 
     def _plan(self, key: str, now: float) -> tuple[bool, bool]:
         """(probe, register): a capped probe stream, and whether SADD goes along."""
@@ -156,10 +161,7 @@ class Publisher:
         order (the original id for a duplicate).
         """
         key = self._valid(key)
-        items = [
-            (encode_payload(p, self.max_payload_bytes), self._idempotency_key(p, None))
-            for p in payloads
-        ]
+        items = [self._item(p, None) for p in payloads]
         probe = False
         ids: list[str] = []
         for start in range(0, len(items), MANY_CHUNK):
@@ -178,7 +180,7 @@ class Publisher:
     def _write(
         self,
         key: str,
-        items: list[tuple[tuple[tuple[bytes, bytes], ...], str | None]],
+        items: list[Item],
         probe: bool,
         register: bool,
     ) -> Flow[list[str]]:
@@ -261,11 +263,16 @@ class Publisher:
             self.backoff.success(now)
             return entry_id
 
+    def _trim_due(self, key: str, count: int, now: float) -> bool:
+        """Whether the ``count``-th publish since the last trim of ``key`` trims."""
+        last = self.last_trim.get(key, now)
+        return count >= self.trim_every or now - last >= self.trim_interval
+
     def _maybe_trim(self, key: str, now: float) -> Flow[None]:
         count = self.since_trim.get(key, 0) + 1
         self.since_trim[key] = count
-        last = self.last_trim.setdefault(key, now)
-        if count < self.trim_every and now - last < self.trim_interval:
+        self.last_trim.setdefault(key, now)
+        if not self._trim_due(key, count, now):
             return
         self.since_trim[key] = 0
         self.last_trim[key] = now

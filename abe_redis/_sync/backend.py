@@ -280,16 +280,15 @@ class SyncRedisQueue:
         keys and errors.
         """
         coalescer = self._publishing()
-        publisher = self._backend._publisher
-        now = time.monotonic()
-        fast = publisher.prepare(key, payload, now, idempotency_key)
+        publisher, now = self._backend._publisher, time.monotonic()
+        stream, item = publisher.checked(key, payload, idempotency_key)
+        fast = publisher.fast_xadd(stream, item, now)
         if fast is not None:
             try:
                 return fast.parse_reply(coalescer.execute(fast))
             except TransportError:
                 pass  # the flow below retries it within the budget
-        flow = publisher.publish(key, payload, now, idempotency_key)
-        return run_flow_blocking(flow, coalescer.execute)
+        return run_flow_blocking(publisher.write(stream, item, now), coalescer.execute)
 
     def publish_many(self, key: str, payloads: Sequence[Mapping[str, Any]]) -> list[str]:
         """Append many payloads to stream ``key`` in pipelined chunks; return their ids."""

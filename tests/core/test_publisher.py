@@ -230,36 +230,53 @@ def test_publish_many_dedupes_by_field_through_the_script() -> None:
     assert player.result == ["1-0", "2-0"]
 
 
-def test_prepare_gives_the_lone_xadd_once_the_stream_is_registered() -> None:
+def fast(pub: Publisher, key: str, payload: Any, now: float, idem: str | None = None) -> Any:
+    """What the facades do first: validate and encode, then try the fast path."""
+    stream, item = pub.checked(key, payload, idem)
+    return pub.fast_xadd(stream, item, now)
+
+
+def test_fast_path_gives_the_lone_xadd_once_the_stream_is_registered() -> None:
     pub = Publisher("reg", maxlen=500)
-    assert pub.prepare("events", {"a": 1}, 0.0) is None  # not registered: the flow
+    assert fast(pub, "events", {"a": 1}, 0.0) is None  # not registered: the flow
     flow = Player(pub.publish("events", {"a": 1}, 0.0))
     flow.reply([1, b"1-0"])
-    assert pub.prepare("events", {"a": 1}, 1.0) == XAdd("events", DATA, 500)
+    assert fast(pub, "events", {"a": 1}, 1.0) == XAdd("events", DATA, 500)
     assert pub.since_trim["events"] == 2  # counted like a publish through the flow
-    assert pub.prepare("events", {"a": 1}, REGISTRY_REFRESH + 1) is None  # refresh due
+    assert fast(pub, "events", {"a": 1}, REGISTRY_REFRESH + 1) is None  # refresh due
 
 
-def test_prepare_leaves_idempotency_probes_trims_and_outages_to_the_flow() -> None:
+def test_fast_path_leaves_idempotency_probes_trims_and_outages_to_the_flow() -> None:
     pub = connected(Publisher("reg", trim_every=3, idempotency_field="event_id"))
     flow = Player(pub.publish("e", {"a": 1}, 0.0))
     flow.reply([1, b"1-0"])
-    assert pub.prepare("e", {"a": 1}, 0.1) is not None
-    assert pub.prepare("e", {"a": 1, "event_id": "E1"}, 0.1) is None
-    assert pub.prepare("e", {"a": 1}, 0.1, idempotency_key="k") is None
-    assert pub.prepare("_health_check", {"a": 1}, 0.1) is None
-    assert pub.prepare("e", {"a": 1}, 0.2) is None  # the third publish trims
+    assert fast(pub, "e", {"a": 1}, 0.1) is not None
+    assert fast(pub, "e", {"a": 1, "event_id": "E1"}, 0.1) is None
+    assert fast(pub, "e", {"a": 1}, 0.1, idem="k") is None
+    assert fast(pub, "_health_check", {"a": 1}, 0.1) is None
+    assert fast(pub, "e", {"a": 1}, 0.2) is None  # the third publish trims
     pub.since_trim["e"] = 0
     pub.backoff.failure(ConnectError("down"), 0.3)
-    assert pub.prepare("e", {"a": 1}, 0.3) is None  # the flow logs the recovery
+    assert fast(pub, "e", {"a": 1}, 0.3) is None  # the flow logs the recovery
+
+
+def test_the_fast_path_writes_what_the_flow_would() -> None:
+    pub = connected(Publisher("reg"))
+    flow = Player(pub.publish("e", {"a": 1}, 0.0))
+    flow.reply([1, b"1-0"])
+    stream, item = pub.checked("e", {"a": 1})
+    through_flow = Player(pub.write(stream, item, 1.0))
+    assert through_flow.step == fast(pub, "e", {"a": 1}, 1.0)
 
 
 @pytest.mark.parametrize(
     ("key", "payload", "error"),
     [("", {"a": 1}, StreamKeyError), ("e", {"a": {1, 2}}, PayloadError), ("e", [1], PayloadError)],
 )
-def test_prepare_validates_like_publish(key: str, payload: Any, error: type[Exception]) -> None:
+def test_checked_validates_like_publish(key: str, payload: Any, error: type[Exception]) -> None:
     pub = connected(Publisher("reg"))
     pub.registered["e"] = 0.0
     with pytest.raises(error):
-        pub.prepare(key, payload, 0.0)
+        pub.checked(key, payload)
+    with pytest.raises(error):
+        Player(pub.publish(key, payload, 0.0))
