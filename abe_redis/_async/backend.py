@@ -142,7 +142,7 @@ class RedisMessageQueueBackend:
 
     def _pipelined(self) -> Coalescer:
         if self._coalescer is None:
-            self._coalescer = Coalescer(self._open(), lane=self._executor())
+            self._coalescer = Coalescer(self._executor())
         return self._coalescer
 
     async def _flow(self, flow: Flow[T]) -> T:

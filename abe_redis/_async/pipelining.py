@@ -21,19 +21,15 @@ import anyio.lowlevel
 from .._core.batching import Request, fail, merged, settle, shareable, take_batch
 from .._core.commands import Command
 from .driver import Executor
-from .transport import Transport
 
 
 class Coalescer:
     """Executes commands for many callers, merging them into shared pipelines."""
 
-    def __init__(
-        self, transport: Transport, max_batch: int = 1000, lane: Executor | None = None
-    ) -> None:
-        self._transport = transport
-        # Shared batches go through ``lane`` (a dedicated connection) when
-        # there is one; MULTI pipelines always go through the transport.
-        self._lane: Executor = lane if lane is not None else transport
+    def __init__(self, executor: Executor, max_batch: int = 1000) -> None:
+        # The backend's native pool (which sends MULTI on to the transport),
+        # or the transport itself.
+        self._executor = executor
         self._queue: list[Request] = []
         self._flushing = False
         self._idle: anyio.Event | None = None
@@ -48,7 +44,7 @@ class Coalescer:
         """
         request = Request(cmd)
         if not shareable(cmd):
-            await self._send(self._transport, [request])
+            await self._send([request])  # alone, never merged with others
             return request.outcome()
         self._queue.append(request)
         while not request.done:
@@ -71,10 +67,10 @@ class Coalescer:
                 if len(batch) == 1:
                     # Alone: nobody else depends on this round trip, so no
                     # shield is needed and cancellation stays prompt.
-                    await self._send(self._lane, batch)
+                    await self._send(batch)
                 else:
                     with anyio.CancelScope(shield=True):
-                        await self._send(self._lane, batch)
+                        await self._send(batch)
             finally:
                 self._flushing = False
                 idle, self._idle = self._idle, None
@@ -82,11 +78,11 @@ class Coalescer:
                     idle.set()
         return request.outcome()
 
-    async def _send(self, executor: Executor, batch: list[Request]) -> None:
+    async def _send(self, batch: list[Request]) -> None:
         self.round_trips += 1
         self._last_batch = len(batch)
         try:
-            reply = await executor.execute(merged(batch))
+            reply = await self._executor.execute(merged(batch))
         except Exception as exc:
             fail(batch, exc)
         else:
