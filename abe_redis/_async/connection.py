@@ -41,10 +41,8 @@ from ..errors import (
     AbeRedisError,
     ConnectError,
     LocalProtocolError,
-    TransportError,
-    TransportTimeout,
 )
-from .transport import Transport, blocks
+from .transport import Transport, blocks, map_error
 
 # A connection idle longer than this is checked for a close by the server
 # before use (one non-blocking peek).
@@ -243,8 +241,4 @@ class NativeConnection:
 def _mapped(exc: BaseException, target: str) -> BaseException:
     if isinstance(exc, AbeRedisError) or not isinstance(exc, Exception):
         return exc  # ours already, or cancellation and friends: as they are
-    if isinstance(exc, TimeoutError):
-        return TransportTimeout(f"Redis at {target} did not answer in time")
-    if isinstance(exc, OSError | anyio.BrokenResourceError | anyio.EndOfStream):
-        return ConnectError(f"cannot talk to Redis at {target}: {type(exc).__name__}: {exc}")
-    return TransportError(f"Redis at {target} failed: {type(exc).__name__}: {exc}")
+    return map_error(exc, target)

@@ -46,14 +46,21 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
+# Redis unreachable or the connection dropped, as redis-py, sockets and anyio say it.
+_CONNECTION_LOST = (rex.ConnectionError, OSError, anyio.BrokenResourceError, anyio.EndOfStream)
+
+
 def map_error(exc: Exception, target: str) -> AbeRedisError:
-    """Our error for a redis-py (or socket) exception; the caller chains it."""
+    """Our error for a redis-py, socket or anyio stream exception; the caller chains it."""
     if isinstance(exc, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError):
         return ConnectError(f"Redis at {target} refused our credentials: {exc}")
+    detail = str(exc) or type(exc).__name__  # anyio's errors often carry no text
     if isinstance(exc, rex.TimeoutError | TimeoutError):
-        return TransportTimeout(f"Redis at {target} did not answer in time: {exc}")
-    if isinstance(exc, rex.ConnectionError | OSError):
-        return ConnectError(f"cannot talk to Redis at {target}: {exc}")
+        return TransportTimeout(f"Redis at {target} did not answer in time: {detail}")
+    if isinstance(
+        exc, rex.ConnectionError | OSError | anyio.BrokenResourceError | anyio.EndOfStream
+    ):
+        return ConnectError(f"cannot talk to Redis at {target}: {detail}")
     return TransportError(f"Redis at {target} failed: {type(exc).__name__}: {exc}")
 
 
