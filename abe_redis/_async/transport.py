@@ -16,7 +16,6 @@ redis-py exception is mapped to our hierarchy and chained.
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 from typing import Any, Protocol
 
@@ -184,10 +183,11 @@ class AsyncioTransport(_Base):
         self._blocking: Any = None
         self._blocking_lock = threading.Lock()
 
-    @functools.cached_property
+    @property
     def _blocking_client(self) -> Any:
-        # The lease thread and the sync facade's publishing (one flush at a
-        # time) use it: a few connections are plenty. Threads may race here.
+        # Made on first use, by the lease thread or the sync facade's
+        # publishing (one flush at a time): a few connections are plenty.
+        # Threads may race here, hence the lock.
         with self._blocking_lock:
             if self._blocking is None:
                 if self._given_blocking is not None:
@@ -212,8 +212,8 @@ class AsyncioTransport(_Base):
 
     async def aclose(self) -> None:
         await self._client.aclose()
-        if "_blocking_client" in self.__dict__:
-            await anyio.to_thread.run_sync(self._blocking_client.close)
+        if self._blocking is not None:
+            await anyio.to_thread.run_sync(self._blocking.close)
 
 
 class ThreadTransport(_Base):
