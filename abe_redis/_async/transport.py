@@ -33,7 +33,8 @@ from ..errors import AbeRedisError, ConnectError, TransportError, TransportTimeo
 class Transport(Protocol):
     """What drivers need: run one command, close; ``target`` is safe to show.
 
-    ``execute_blocking`` runs a command from a plain thread (the lease keeper).
+    ``execute_blocking`` runs a command from a plain thread (the lease keeper,
+    and the sync facade's publishing).
     """
 
     target: str
