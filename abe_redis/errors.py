@@ -17,7 +17,8 @@ the transport maps them to these classes and chains the original with
     ├── GroupMissingError
     ├── TransportError
     │   ├── ConnectError
-    │   └── TransportTimeout
+    │   ├── TransportTimeout
+    │   └── ServerBusy
     └── BackendClosed
 """
 
@@ -34,6 +35,7 @@ __all__ = [
     "PayloadError",
     "ProtocolError",
     "RemoteProtocolError",
+    "ServerBusy",
     "StreamKeyError",
     "TransportError",
     "TransportTimeout",
@@ -91,6 +93,10 @@ class ConnectError(TransportError):
 
 class TransportTimeout(TransportError):
     """Raised when Redis did not answer within the socket timeout."""
+
+
+class ServerBusy(TransportError):
+    """Raised when Redis answers but cannot run commands yet (LOADING after a restart, BUSY)."""
 
 
 class BackendClosed(AbeRedisError):

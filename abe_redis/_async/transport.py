@@ -27,7 +27,7 @@ from redis import exceptions as rex
 from .._core.commands import NOT_RUN, AnyOf, Command, Pipeline, XReadGroup
 from .._core.entries import ErrorReply
 from ..config import Settings
-from ..errors import AbeRedisError, ConnectError, TransportError, TransportTimeout
+from ..errors import AbeRedisError, ConnectError, ServerBusy, TransportError, TransportTimeout
 
 
 class Transport(Protocol):
@@ -55,6 +55,8 @@ def map_error(exc: Exception, target: str) -> AbeRedisError:
     if isinstance(exc, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError):
         return ConnectError(f"Redis at {target} refused our credentials: {exc}")
     detail = str(exc) or type(exc).__name__  # anyio's errors often carry no text
+    if isinstance(exc, rex.BusyLoadingError):  # a ConnectionError to redis-py
+        return ServerBusy(f"Redis at {target} cannot run commands yet: LOADING {detail}")
     if isinstance(exc, rex.TimeoutError | TimeoutError):
         return TransportTimeout(f"Redis at {target} did not answer in time: {detail}")
     if isinstance(
@@ -71,6 +73,9 @@ _CODES: tuple[tuple[type[Exception], str], ...] = (
     (rex.ReadOnlyError, "READONLY"),
     (rex.ExecAbortError, "EXECABORT"),
     (rex.NoPermissionError, "NOPERM"),
+    (rex.TryAgainError, "TRYAGAIN"),
+    (rex.MasterDownError, "MASTERDOWN"),  # before its base class
+    (rex.ClusterDownError, "CLUSTERDOWN"),
 )
 
 

@@ -4,7 +4,10 @@ Each command owns both directions: :meth:`Command.to_args` builds the
 arguments, :meth:`Command.parse_reply` turns the raw reply (RESP2 or RESP3
 shape, bytes not decoded, error replies passed as :class:`ErrorReply`) into a
 typed value. A reply of the wrong shape raises :class:`RemoteProtocolError`;
-an error reply the command does not expect raises :class:`CommandError`.
+an error reply the command does not expect raises :class:`CommandError`,
+except the ones Redis sends while it cannot run any command yet
+(:data:`TRANSIENT_CODES`): those raise :class:`ServerBusy`, a transport error,
+so flows retry them as they retry a lost connection.
 
 Every command touches at most one key, so that a cluster transport can route
 each to its slot; :class:`Pipeline` and :class:`AnyOf` group commands without
@@ -17,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
-from ..errors import CommandError, RemoteProtocolError
+from ..errors import CommandError, RemoteProtocolError, ServerBusy
 from .entries import (
     ClaimPage,
     ConsumerInfo,
@@ -31,6 +34,11 @@ from .entries import (
 
 T = TypeVar("T")
 Arg = str | bytes | int
+
+# Error codes of a server that is up but runs no command for now: loading its
+# data set after a restart, stuck in a slow script, or (replica, cluster)
+# cut off. The command did not run, and the same command works later.
+TRANSIENT_CODES = frozenset({"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"})
 
 
 def text(value: Any) -> str:
@@ -123,8 +131,10 @@ class Command(Generic[T]):
         """Turn the raw reply into a value; see the module docstring for errors."""
         raise NotImplementedError
 
-    def fail(self, raw: ErrorReply) -> CommandError:
+    def fail(self, raw: ErrorReply) -> CommandError | ServerBusy:
         """The error for an error reply this command does not act on."""
+        if raw.code in TRANSIENT_CODES:
+            return ServerBusy(f"Redis cannot run {self.name} yet: {raw.message}")
         return CommandError(f"{self.name} failed: {raw.message}")
 
 

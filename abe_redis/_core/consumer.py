@@ -35,7 +35,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CommandError, GroupMissingError, LocalProtocolError, TransportError
+from ..errors import (
+    CommandError,
+    GroupMissingError,
+    LocalProtocolError,
+    ServerBusy,
+    TransportError,
+)
 from .codec import (
     FIELD,
     Loads,
@@ -384,22 +390,28 @@ class ConsumerCore:
         while True:
             try:
                 resume = yield cmd
+                self.now = resume.now
+                # Inside the try: a reply saying the server cannot run
+                # commands yet (ServerBusy, such as LOADING) is retried too.
+                value = cmd.parse_reply(resume.reply)
             except Interrupted:
                 # Cancelled mid-command: send it again, but first treat any
                 # entries it may have delivered as ours to re-read.
                 self._reread_pending()
                 continue
             except TransportError as exc:
-                if self.state is ConsumerState.STARTING:
+                # Unreachable at start-up fails at once (a wrong URL should
+                # not hang); a server that answers but is still loading is
+                # waited for.
+                if self.state is ConsumerState.STARTING and not isinstance(exc, ServerBusy):
                     raise
                 # The lost reply may have delivered entries to us.
                 self._reread_pending()
                 resume = yield Sleep(self.backoff.failure(exc, self.now))
                 self.now = resume.now
                 continue
-            self.now = resume.now
             self.backoff.success(self.now)
-            return cmd.parse_reply(resume.reply)
+            return value
 
     def _best_effort(self, flow: Flow[Any]) -> Flow[Any]:
         """Run housekeeping; on a transport error or cancellation skip it this time."""

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..errors import TransportError, ValidationError
+from ..errors import ServerBusy, TransportError, ValidationError
 from .codec import MAX_PAYLOAD_BYTES, encode_payload, hash_tag, is_internal, validate_key
 from .commands import Arg, Command, Eval, EvalSha, NoScript, Pipeline, SAdd, XAdd, text
 from .policy import Backoff
@@ -251,7 +251,9 @@ class Publisher:
             try:
                 entry_id = yield from make()
             except TransportError as exc:
-                if not self.connected:
+                # Before Redis was ever reached, fail at once (a wrong URL),
+                # unless it answered that it cannot run commands yet.
+                if not self.connected and not isinstance(exc, ServerBusy):
                     raise
                 delay = self.backoff.failure(exc, now)
                 if now + delay - started > self.retry_budget:

@@ -30,7 +30,13 @@ from abe_redis._core.entries import Delivery, ErrorReply
 from abe_redis._core.policy import GroupPolicy, RedeliveryPolicy
 from abe_redis._core.scripts import DELETE_STALE_CONSUMERS
 from abe_redis._core.steps import Interrupted, Sleep
-from abe_redis.errors import ConnectError, GroupMissingError, LocalProtocolError
+from abe_redis.errors import (
+    CommandError,
+    ConnectError,
+    GroupMissingError,
+    LocalProtocolError,
+    ServerBusy,
+)
 
 from .helpers import Player, entry
 
@@ -243,6 +249,47 @@ def test_transport_error_later_backs_off_retries_and_rereads_pending() -> None:
     assert player.step == blocking  # the same command, retried
     player.reply([None])
     assert player.step == Pipeline((history(),))
+
+
+def test_a_loading_server_is_retried_like_a_lost_connection() -> None:
+    # After a restart Redis answers every command with LOADING until its data
+    # set is back; the acks riding with the read must be sent again, not lost.
+    core, player = started()
+    delivered(player, ("1-0", b'{"n":1}'))
+    player.reply()
+    retried = player.step
+    assert retried == blocked(XAck("s", "g", ("1-0",)))
+    loading = ErrorReply("LOADING Redis is loading the dataset in memory")
+    player.reply([loading, loading])
+    assert isinstance(player.step, Sleep)
+    assert core.acks == {"s": ["1-0"]}  # still owed
+    player.reply(advance=player.step.seconds)
+    assert player.step == retried
+    player.reply([1, None])
+    assert core.acks == {}
+    assert core.stats.acked == 1
+
+
+def test_a_loading_server_at_start_is_waited_for() -> None:
+    core = ConsumerCore(CFG)
+    player = Player(core.run())
+    assert player.step == SMembers("reg")
+    player.reply(ErrorReply("LOADING Redis is loading the dataset in memory"))
+    assert isinstance(player.step, Sleep)
+    player.reply(advance=player.step.seconds)
+    assert player.step == SMembers("reg")
+
+
+def test_other_error_replies_are_not_retried() -> None:
+    player = Player(ConsumerCore(CFG).run())
+    with pytest.raises(CommandError, match="WRONGTYPE"):
+        player.reply(ErrorReply("WRONGTYPE Operation against a key holding the wrong kind"))
+
+
+@pytest.mark.parametrize("code", ["LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"])
+def test_transient_codes_raise_server_busy(code: str) -> None:
+    with pytest.raises(ServerBusy, match=f"XACK.*{code}"):
+        XAck("s", "g", ("1-0",)).parse_reply(ErrorReply(f"{code} not now"))
 
 
 def test_interrupted_command_is_sent_again_without_sleeping() -> None:

@@ -20,7 +20,14 @@ from abe_redis._core.publisher import PROBE_MAXLEN, REGISTRY_REFRESH, Publisher,
 from abe_redis._core.scripts import IDEMPOTENT_XADD
 from abe_redis._core.steps import Sleep
 from abe_redis._core.trimming import safe_trim, trim_floor
-from abe_redis.errors import ConnectError, PayloadError, StreamKeyError, ValidationError
+from abe_redis.errors import (
+    CommandError,
+    ConnectError,
+    PayloadError,
+    ServerBusy,
+    StreamKeyError,
+    ValidationError,
+)
 
 from .helpers import Player
 
@@ -165,6 +172,37 @@ def test_a_connected_publisher_retries_within_its_budget_then_raises() -> None:
             player.throw(ConnectError("still down"))
             assert isinstance(player.step, Sleep)
             player.reply(advance=player.step.seconds)
+
+
+def test_a_loading_server_is_retried_even_before_the_first_success() -> None:
+    # It answered, so the URL is right: wait for its data set, within budget.
+    player = Player(Publisher("reg", retry_budget=1.0).publish("e", {"a": 1}, 0.0))
+    first = player.step
+    assert isinstance(first, Pipeline)
+    loading = ErrorReply("LOADING Redis is loading the dataset in memory")
+    player.reply([loading, loading])
+    assert isinstance(player.step, Sleep)
+    player.reply(advance=player.step.seconds)
+    assert player.step == first
+    player.reply([1, b"1-0"])
+    assert player.done
+    assert player.result == "1-0"
+
+
+def test_a_server_loading_past_the_budget_raises_server_busy() -> None:
+    player = Player(Publisher("reg", retry_budget=1.0).publish("e", {"a": 1}, 0.0))
+    loading = ErrorReply("LOADING Redis is loading the dataset in memory")
+    with pytest.raises(ServerBusy, match="LOADING"):  # noqa: PT012 - raised inside the loop
+        for _ in range(20):
+            player.reply([loading, loading])
+            assert isinstance(player.step, Sleep)
+            player.reply(advance=player.step.seconds)
+
+
+def test_an_error_reply_to_the_write_is_raised_not_retried() -> None:
+    player = Player(Publisher("reg").publish("e", {"a": 1}, 0.0))
+    with pytest.raises(CommandError, match="WRONGTYPE"):
+        player.reply([1, ErrorReply("WRONGTYPE Operation against a key holding the wrong kind")])
 
 
 def test_streams_are_trimmed_safely_every_n_publishes() -> None:
