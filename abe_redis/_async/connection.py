@@ -18,8 +18,9 @@ Rules it keeps:
   blocking read. A silent server is an error, never a hang.
 
 TLS (``rediss://``) is not handled here: :func:`open_pool` returns None and
-everything goes through the transport. ``MULTI`` pipelines and ``AnyOf``
-(concurrent blocking reads) always do.
+everything goes through the transport. ``MULTI`` pipelines always do.
+``AnyOf`` (concurrent blocking reads of several streams) runs each member on
+a connection of its own.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from ..errors import (
     ConnectError,
     LocalProtocolError,
 )
-from .transport import Transport, blocks, map_error
+from .transport import Transport, blocks, map_error, run_any_of
 
 # A connection idle longer than this is checked for a close by the server
 # before use (one non-blocking peek).
@@ -64,9 +65,10 @@ def open_pool(settings: Settings, transport: Transport) -> NativePool | None:
 
 
 class NativePool:
-    """Lends a :class:`NativeConnection` per round trip; MULTI and AnyOf go to
+    """Lends a :class:`NativeConnection` per round trip; MULTI goes to
     ``transport``. Grows to the number of round trips in flight at once (one
-    per consumer, one for publishing), keeps what it lent for reuse."""
+    per consumer and stream it blocks on, one for publishing), keeps what it
+    lent for reuse."""
 
     def __init__(self, settings: Settings, transport: Transport) -> None:
         self._settings = settings
@@ -76,9 +78,17 @@ class NativePool:
         self.round_trips = 0
 
     async def execute(self, cmd: Command[Any]) -> Any:
-        """Run ``cmd`` on an idle connection (a new one if none is idle)."""
-        if isinstance(cmd, AnyOf) or not shareable(cmd):
+        """Run ``cmd`` on an idle connection (a new one if none is idle); the
+        members of an AnyOf each on their own."""
+        if isinstance(cmd, AnyOf):
+            # A member cancelled mid-read closes its connection, so Redis
+            # drops the blocked client instead of serving it later.
+            return await run_any_of(cmd, self._execute_one)
+        if not shareable(cmd):
             return await self._transport.execute(cmd)
+        return await self._execute_one(cmd)
+
+    async def _execute_one(self, cmd: Command[Any]) -> Any:
         conn = self._idle.pop() if self._idle else self._new()
         try:
             return await conn.execute(cmd)

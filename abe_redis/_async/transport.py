@@ -5,8 +5,12 @@ I/O path per event loop:
 * asyncio: ``redis.asyncio`` with a blocking connection pool.
 * trio: redis.asyncio cannot run there, so the blocking client runs in
   worker threads through ``anyio.to_thread.run_sync`` (pool shared across
-  threads). Blocking reads use short BLOCK windows and are abandoned on
-  cancellation; the core re-reads its own pending entries afterwards.
+  threads). A blocking read cancelled mid-flight has its connection closed,
+  so Redis cannot serve it afterwards; the core re-reads its own pending
+  entries in case Redis served it before.
+
+Most traffic bypasses this module: see :mod:`.connection` for the native
+connections both loops use for plain ``redis://`` and ``unix://`` URLs.
 
 Replies reach the core raw: response callbacks are removed, bytes are not
 decoded, and error replies become :class:`ErrorReply` values. Every other
@@ -16,7 +20,9 @@ redis-py exception is mapped to our hierarchy and chained.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import anyio
@@ -28,6 +34,8 @@ from .._core.commands import NOT_RUN, AnyOf, Command, Pipeline, XReadGroup
 from .._core.entries import ErrorReply
 from ..config import Settings
 from ..errors import AbeRedisError, ConnectError, ServerBusy, TransportError, TransportTimeout
+
+logger = logging.getLogger("abe_redis")
 
 
 class Transport(Protocol):
@@ -119,7 +127,7 @@ class _Base:
 
     async def execute(self, cmd: Command[Any]) -> Any:
         if isinstance(cmd, AnyOf):
-            return await self._any_of(cmd)
+            return await run_any_of(cmd, self._execute)
         return await self._execute(cmd)
 
     async def _execute(self, cmd: Command[Any]) -> Any:
@@ -139,27 +147,36 @@ class _Base:
         except (rex.RedisError, OSError) as exc:
             raise map_error(exc, self.target) from exc
 
-    async def _any_of(self, cmd: AnyOf) -> list[Any]:
-        """Run every member at once; stop the rest when one brings something."""
-        replies: list[Any] = [NOT_RUN] * len(cmd.commands)
-        failure: list[BaseException] = []
-        async with anyio.create_task_group() as tg:
 
-            async def member(i: int, sub: Command[Any]) -> None:
-                try:
-                    replies[i] = await self._execute(sub)
-                except AbeRedisError as exc:
-                    failure.append(exc)
-                    tg.cancel_scope.cancel()
-                    return
-                if replies[i]:  # nil or empty means the BLOCK window passed
-                    tg.cancel_scope.cancel()
+async def run_any_of(cmd: AnyOf, execute: Callable[[Command[Any]], Awaitable[Any]]) -> list[Any]:
+    """Run every member of ``cmd`` at once with ``execute``; stop the rest when
+    one brings something or fails.
 
-            for i, sub in enumerate(cmd.commands):
-                tg.start_soon(member, i, sub)
-        if failure:
-            raise failure[0]
-        return replies
+    ``execute`` must make a cancelled blocking read unservable (close its
+    connection): a read Redis still holds after we stopped waiting would hand
+    entries to a reply nobody reads, and they would sit pending until the
+    claim threshold. The core re-reads its pending entries of the cancelled
+    members (:data:`NOT_RUN`), which covers reads served before the close.
+    """
+    replies: list[Any] = [NOT_RUN] * len(cmd.commands)
+    failure: list[BaseException] = []
+    async with anyio.create_task_group() as tg:
+
+        async def member(i: int, sub: Command[Any]) -> None:
+            try:
+                replies[i] = await execute(sub)
+            except AbeRedisError as exc:
+                failure.append(exc)
+                tg.cancel_scope.cancel()
+                return
+            if replies[i]:  # nil or empty means the BLOCK window passed
+                tg.cancel_scope.cancel()
+
+        for i, sub in enumerate(cmd.commands):
+            tg.start_soon(member, i, sub)
+    if failure:
+        raise failure[0]
+    return replies
 
 
 def _blocking_client(settings: Settings, max_connections: int | None = None) -> Any:
@@ -233,13 +250,87 @@ class ThreadTransport(_Base):
         self._blocking_client = client
 
     async def _execute(self, cmd: Command[Any]) -> Any:
-        # A blocking read may be abandoned on cancellation: its thread ends
-        # within the BLOCK window and the core re-reads what it delivered.
-        abandon = blocks(cmd)
-        return await anyio.to_thread.run_sync(self.execute_blocking, cmd, abandon_on_cancel=abandon)
+        if not blocks(cmd):
+            return await anyio.to_thread.run_sync(self.execute_blocking, cmd)
+        read = _BlockingRead(self._blocking_client.connection_pool, cmd, self.target)
+        try:
+            return await anyio.to_thread.run_sync(read.run, abandon_on_cancel=True)
+        except BaseException:
+            read.call_off()
+            raise
 
     async def aclose(self) -> None:
         await anyio.to_thread.run_sync(self._blocking_client.close)
+
+
+class _BlockingRead:
+    """A blocking read (alone or ending a pipeline) in a worker thread, which
+    the event loop can call off.
+
+    Abandoning the thread is not enough: Redis would still serve the read
+    within its BLOCK window and hand entries to a reply nobody reads. So the
+    read runs on a connection of its own, and :meth:`call_off` disconnects
+    it (only while the thread still has it): Redis then drops the blocked
+    client. The thread fails at once and returns the connection to the pool.
+    """
+
+    def __init__(self, pool: Any, cmd: Command[Any], target: str) -> None:
+        self._pool = pool
+        self._cmd = cmd
+        self._target = target
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._called_off = False
+
+    def run(self) -> Any:
+        commands = self._cmd.commands if isinstance(self._cmd, Pipeline) else (self._cmd,)
+        try:
+            conn = _checkout(self._pool)
+        except (rex.RedisError, OSError) as exc:
+            raise map_error(exc, self._target) from exc
+        with self._lock:
+            self._conn = None if self._called_off else conn
+        try:
+            if self._conn is None:
+                raise ConnectError("blocking read called off before it was sent")
+            conn.send_packed_command(conn.pack_commands([c.to_args() for c in commands]))
+            replies = [_read_reply(conn) for _ in commands]
+        except (rex.RedisError, OSError) as exc:
+            conn.disconnect()  # replies still due on it would be out of step
+            raise map_error(exc, self._target) from exc
+        finally:
+            with self._lock:
+                self._conn = None
+            self._pool.release(conn)
+        return replies if isinstance(self._cmd, Pipeline) else replies[0]
+
+    def call_off(self) -> None:
+        """Disconnect the read's connection if it is still in use (from any thread)."""
+        with self._lock:
+            self._called_off = True
+            if self._conn is not None:
+                try:
+                    self._conn.disconnect()
+                except Exception as exc:  # it must not mask the cancellation
+                    # fakeredis's in-process sockets refuse this from another
+                    # thread. Were Redis to serve the read after all, its
+                    # entries would be reclaimed after the claim threshold.
+                    logger.debug("could not disconnect a called-off read: %r", exc)
+
+
+def _checkout(pool: Any) -> Any:
+    try:
+        return pool.get_connection()
+    except TypeError:  # redis-py before 5.3 wants a command name
+        return pool.get_connection("XREADGROUP")
+
+
+def _read_reply(conn: Any) -> Any:
+    try:
+        return conn.read_response()
+    except rex.ResponseError as exc:
+        exc.__traceback__ = None  # see _replies
+        return error_reply(exc)
 
 
 def blocks(cmd: Command[Any]) -> bool:

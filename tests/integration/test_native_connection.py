@@ -8,6 +8,7 @@ import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import anyio
 import pytest
@@ -16,7 +17,17 @@ import redis
 from abe_redis import RedisMessageQueueBackend, Settings
 from abe_redis._async.connection import NativeConnection, NativePool, open_pool
 from abe_redis._async.transport import ThreadTransport
-from abe_redis._core.commands import Pipeline, SAdd, SMembers, XAdd, XGroupCreate, XLen
+from abe_redis._core.commands import (
+    NOT_RUN,
+    AnyOf,
+    Pipeline,
+    SAdd,
+    SMembers,
+    XAdd,
+    XGroupCreate,
+    XLen,
+    XReadGroup,
+)
 from abe_redis._core.entries import ErrorReply
 from abe_redis.embedded import RedisServer
 from abe_redis.errors import ConnectError, TransportTimeout
@@ -204,3 +215,41 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced_before_use(
             assert pool is not None
             assert [conn.connects for conn in pool._all] == [2]
     assert not [r for r in caplog.records if "unavailable" in r.getMessage()]
+
+
+def _executors(url: str) -> dict[str, Callable[[], Any]]:
+    settings = Settings(url=url)
+    return {
+        "native": lambda: NativePool(settings, ThreadTransport(settings)),
+        "threads": lambda: ThreadTransport(settings),
+    }
+
+
+@pytest.mark.parametrize("path", ["native", "threads"])
+async def test_a_blocking_read_called_off_is_never_served(
+    redis_url: str, names: Callable[[str], str], raw: redis.Redis, path: str
+) -> None:
+    # Two streams read at once (AnyOf); one answers, so the other read is
+    # cancelled. Were it still blocked in Redis, the next entry would be
+    # delivered to it, a reply nobody reads, and would sit pending until the
+    # claim threshold. Both I/O paths close the cancelled read's connection.
+    hot, cold = names("hot"), names("cold")
+    for stream in (hot, cold):
+        raw.xgroup_create(stream, "g", "$", mkstream=True)
+    executor = _executors(redis_url)[path]()
+    reads = tuple(XReadGroup("g", "c", s, ">", 10, 5000) for s in (hot, cold))
+
+    async def publish_soon() -> None:
+        await anyio.sleep(0.3)
+        await anyio.to_thread.run_sync(lambda: raw.xadd(hot, {"data": b"{}"}))
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(publish_soon)
+            replies = await executor.execute(AnyOf(reads))
+    assert replies[1] is NOT_RUN
+    assert len(AnyOf(reads).parse_reply(replies)[0]) == 1
+    await anyio.sleep(0.3)  # give Redis the close
+    raw.xadd(cold, {"data": b"{}"})
+    assert raw.xpending(cold, "g")["pending"] == 0  # nobody took it
+    await executor.aclose()
