@@ -91,3 +91,10 @@ def bench(session: nox.Session) -> None:
     """Benchmark against raw redis-py and abe-redis 0.1.0 (prints figures; asserts none)."""
     install(session, "trio", "orjson")
     session.run("python", "benchmarks/bench.py", *session.posargs)
+
+
+@nox.session(python=LOADER_PYTHON)
+def profile(session: nox.Session) -> None:
+    """CPU per consumed message, ours against the raw client, and a cProfile of ours."""
+    install(session, "orjson")
+    session.run("python", "benchmarks/profile_consume.py", "--profile", *session.posargs)
