@@ -91,11 +91,17 @@ def fill(url: str, stream: str, n: int, *, register: bool = True) -> None:
 
 
 async def raw_drain(url: str, n: int) -> float:
+    wall, _ = await raw_drain_timed(url, n)
+    return n / wall
+
+
+async def raw_drain_timed(url: str, n: int) -> tuple[float, float]:
+    """The raw client's drain of ``n`` events: (wall seconds, CPU seconds)."""
     fill(url, "bench:raw-drain", n, register=False)
     r = aioredis.from_url(url)
     await r.xgroup_create("bench:raw-drain", "g", "0")
     got = 0
-    start = time.perf_counter()
+    cpu, start = time.process_time(), time.perf_counter()
     while got < n:
         reply: Any = await r.xreadgroup("g", "c", {"bench:raw-drain": ">"}, count=500)
         ids = []
@@ -105,10 +111,10 @@ async def raw_drain(url: str, n: int) -> float:
                 ids.append(entry_id)
         got += len(ids)
         await r.xack("bench:raw-drain", "g", *ids)
-    rate = n / (time.perf_counter() - start)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - start
     await r.delete("bench:raw-drain")
     await r.aclose()
-    return rate
+    return wall, cpu
 
 
 # -- ours -------------------------------------------------------------------

@@ -15,43 +15,18 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import pstats
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import anyio
-import redis.asyncio as aioredis
-from bench import fill, settings
+from bench import fill, raw_drain_timed, settings
 
 from abe_redis import RedisMessageQueueBackend
 from abe_redis.embedded import RedisServer
 
 Drain = Callable[[str, int], Awaitable[tuple[float, float]]]
-
-
-async def raw(url: str, n: int) -> tuple[float, float]:
-    """The raw client's drain: (wall seconds, CPU seconds)."""
-    fill(url, "bench:raw-drain", n, register=False)
-    r = aioredis.from_url(url)
-    await r.xgroup_create("bench:raw-drain", "g", "0")
-    got = 0
-    cpu, wall = time.process_time(), time.perf_counter()
-    while got < n:
-        reply: Any = await r.xreadgroup("g", "c", {"bench:raw-drain": ">"}, count=500)
-        ids = []
-        for _, entries in reply:
-            for entry_id, fields in entries:
-                json.loads(fields[b"data"])
-                ids.append(entry_id)
-        got += len(ids)
-        await r.xack("bench:raw-drain", "g", *ids)
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    await r.delete("bench:raw-drain")
-    await r.aclose()
-    return wall, cpu
 
 
 async def ours(url: str, n: int, profiler: cProfile.Profile | None = None) -> tuple[float, float]:
@@ -81,7 +56,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     n = args.events
-    sides: dict[str, Drain] = {"raw": raw, "ours": ours}
+    sides: dict[str, Drain] = {"raw": raw_drain_timed, "ours": ours}
     walls: dict[str, list[float]] = {name: [] for name in sides}
     cpus: dict[str, list[float]] = {name: [] for name in sides}
     with RedisServer() as server:
