@@ -35,13 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import (
-    CommandError,
-    GroupMissingError,
-    LocalProtocolError,
-    ServerBusy,
-    TransportError,
-)
+from ..errors import CommandError, GroupMissingError, LocalProtocolError, TransportError
 from .codec import (
     FIELD,
     Loads,
@@ -68,7 +62,7 @@ from .commands import (
     XReadGroup,
 )
 from .entries import ClaimPage, Delivery, StreamEntry
-from .policy import Backoff, GroupPolicy, RedeliveryPolicy
+from .policy import Backoff, GroupPolicy, RedeliveryPolicy, fails_at_start
 from .scripts import DELETE_STALE_CONSUMERS, call
 from .steps import Flow, Interrupted, Sleep
 
@@ -400,10 +394,7 @@ class ConsumerCore:
                 self._reread_pending()
                 continue
             except TransportError as exc:
-                # Unreachable at start-up fails at once (a wrong URL should
-                # not hang); a server that answers but is still loading is
-                # waited for.
-                if self.state is ConsumerState.STARTING and not isinstance(exc, ServerBusy):
+                if self.state is ConsumerState.STARTING and fails_at_start(exc):
                     raise
                 # The lost reply may have delivered entries to us.
                 self._reread_pending()

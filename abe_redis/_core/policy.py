@@ -7,7 +7,20 @@ import logging
 import random
 from dataclasses import dataclass, field
 
+from ..errors import ServerBusy
+
 logger = logging.getLogger("abe_redis")
+
+
+def fails_at_start(error: BaseException) -> bool:
+    """Whether ``error``, met before Redis was ever reached, is raised at once.
+
+    An unreachable server or refused credentials are most likely a wrong
+    setting, so they are not retried then. A server that answered it cannot
+    run commands yet (:class:`ServerBusy`, such as LOADING) is reachable:
+    that is waited for like an outage.
+    """
+    return not isinstance(error, ServerBusy)
 
 
 @dataclass(slots=True)

@@ -26,10 +26,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..errors import ServerBusy, TransportError, ValidationError
+from ..errors import TransportError, ValidationError
 from .codec import MAX_PAYLOAD_BYTES, encode_payload, hash_tag, is_internal, validate_key
 from .commands import Arg, Command, Eval, EvalSha, NoScript, Pipeline, SAdd, XAdd, text
-from .policy import Backoff
+from .policy import Backoff, fails_at_start
 from .scripts import IDEMPOTENT_XADD
 from .steps import Flow, Sleep, once
 from .trimming import safe_trim
@@ -251,9 +251,7 @@ class Publisher:
             try:
                 entry_id = yield from make()
             except TransportError as exc:
-                # Before Redis was ever reached, fail at once (a wrong URL),
-                # unless it answered that it cannot run commands yet.
-                if not self.connected and not isinstance(exc, ServerBusy):
+                if not self.connected and fails_at_start(exc):
                     raise
                 delay = self.backoff.failure(exc, now)
                 if now + delay - started > self.retry_budget:
