@@ -95,16 +95,15 @@ def error_reply(exc: rex.ResponseError) -> ErrorReply:
     return ErrorReply(str(exc))
 
 
+def _reply_value(exc: rex.ResponseError) -> ErrorReply:
+    # The exception's traceback holds the frames that called us (and so our
+    # consumers) in a cycle; drop it so they are freed at once.
+    exc.__traceback__ = None
+    return error_reply(exc)
+
+
 def _replies(raw: list[Any]) -> list[Any]:
-    replies = []
-    for reply in raw:
-        if isinstance(reply, rex.ResponseError):
-            # The exception's traceback holds the frames that called us (and
-            # so our consumers) in a cycle; drop it so they are freed at once.
-            reply.__traceback__ = None
-            reply = error_reply(reply)
-        replies.append(reply)
-    return replies
+    return [_reply_value(r) if isinstance(r, rex.ResponseError) else r for r in raw]
 
 
 def _pool_options(settings: Settings) -> dict[str, Any]:
@@ -289,10 +288,11 @@ class _BlockingRead:
         except (rex.RedisError, OSError) as exc:
             raise map_error(exc, self._target) from exc
         with self._lock:
-            self._conn = None if self._called_off else conn
-        try:
-            if self._conn is None:
+            if self._called_off:
+                self._pool.release(conn)
                 raise ConnectError("blocking read called off before it was sent")
+            self._conn = conn
+        try:
             conn.send_packed_command(conn.pack_commands([c.to_args() for c in commands]))
             replies = [_read_reply(conn) for _ in commands]
         except (rex.RedisError, OSError) as exc:
@@ -329,8 +329,7 @@ def _read_reply(conn: Any) -> Any:
     try:
         return conn.read_response()
     except rex.ResponseError as exc:
-        exc.__traceback__ = None  # see _replies
-        return error_reply(exc)
+        return _reply_value(exc)
 
 
 def blocks(cmd: Command[Any]) -> bool:
