@@ -98,3 +98,10 @@ def profile(session: nox.Session) -> None:
     """CPU per consumed message, ours against the raw client, and a cProfile of ours."""
     install(session, "orjson")
     session.run("python", "benchmarks/profile_consume.py", "--profile", *session.posargs)
+
+
+@nox.session(python=LOADER_PYTHON, name="profile-latency")
+def profile_latency(session: nox.Session) -> None:
+    """End-to-end latency split into the wire and the consumer's own code, ours against raw."""
+    install(session, "orjson")
+    session.run("python", "benchmarks/profile_latency.py", *session.posargs)

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -254,17 +254,29 @@ LATENCY_PUBLISHER = textwrap.dedent(
 )
 
 
-async def latency(url: str, rate: float, seconds: float, side: str) -> tuple[list[float], float]:
+async def latency(
+    url: str,
+    rate: float,
+    seconds: float,
+    side: str,
+    publisher_side: str | None = None,
+    on_event: Callable[[float], None] | None = None,
+) -> tuple[list[float], float]:
     """End-to-end latency: a publisher process at ``rate`` for ``seconds``, a
     consumer here. ``side`` is ``ours`` (our publish and consume) or ``raw``
     (redis-py XADD, and XREADGROUP BLOCK + XACK + JSON: the floor).
+    ``publisher_side`` picks the publisher apart from the consumer;
+    ``on_event(sent)`` is called as each event reaches the consumer.
 
     Returns the latencies in ms and the rate the publisher achieved.
     """
     n = int(rate * seconds)
     stream = f"bench:latency-{side}"
     seen: list[float] = []
-    publisher = [sys.executable, "-c", LATENCY_PUBLISHER, url, stream, str(rate), str(seconds)]
+    publisher = [
+        *(sys.executable, "-c", LATENCY_PUBLISHER, url, stream, str(rate), str(seconds)),
+        publisher_side or side,
+    ]
     if side == "ours":
         # The default prefetch (64): a batch of 500 takes ~10 ms to hand out
         # here, which shows up as latency when the consumer falls behind.
@@ -272,24 +284,29 @@ async def latency(url: str, rate: float, seconds: float, side: str) -> tuple[lis
             await b.publish(stream, {"warm": True})
             async with b.consume(group="lat") as events:
                 await events.__anext__()
-                child = subprocess.Popen([*publisher, side], stdout=subprocess.PIPE, text=True)
+                child = subprocess.Popen(publisher, stdout=subprocess.PIPE, text=True)
                 async for event in events:
                     if "sent" in event:
                         seen.append((time.monotonic() - event["sent"]) * 1000)
+                        if on_event is not None:
+                            on_event(event["sent"])
                         if len(seen) == n:
                             break
             await b.delete_stream(stream)
     else:
         r = aioredis.from_url(url)
         await r.xgroup_create(stream, "lat", "$", mkstream=True)
-        child = subprocess.Popen([*publisher, side], stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(publisher, stdout=subprocess.PIPE, text=True)
         while len(seen) < n:
             reply: Any = await r.xreadgroup("lat", "c", {stream: ">"}, count=500, block=1000)
             ids = []
             for _, entries in reply or []:
                 for entry_id, fields in entries:
                     payload = json.loads(fields[b"data"])
-                    seen.append((time.monotonic() - payload["sent"]) * 1000)
+                    if "sent" in payload:  # not the warm-up entry of our publisher
+                        seen.append((time.monotonic() - payload["sent"]) * 1000)
+                        if on_event is not None:
+                            on_event(payload["sent"])
                     ids.append(entry_id)
             if ids:
                 await r.xack(stream, "lat", *ids)
@@ -297,6 +314,12 @@ async def latency(url: str, rate: float, seconds: float, side: str) -> tuple[lis
         await r.aclose()
     out, _ = child.communicate(timeout=60)
     return seen, float(out.strip().splitlines()[-1])
+
+
+def alternating(sides: Iterable[str], round_no: int) -> list[str]:
+    """The sides in order in even rounds, reversed in odd ones."""
+    ordered = list(sides)
+    return ordered if round_no % 2 == 0 else ordered[::-1]
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -450,11 +473,12 @@ def main() -> None:
         print("\n  end-to-end latency (publisher process -> handler), ms:")
         lat: dict[str, list[float]] = {}
         for rate, seconds in ((200, 3.0), (20_000, 1.0)):
-            # Raw and ours alternate, so a busy spell hits both sides alike.
+            # Raw and ours alternate, each going first in every other round,
+            # so a busy spell or a drift within a round hits both sides alike.
             by_side: dict[str, list[tuple[list[float], float]]] = {"raw": [], "ours": []}
-            for _ in range(repeat):
-                for side, side_runs in by_side.items():
-                    side_runs.append(anyio.run(latency, url, float(rate), seconds, side))
+            for round_no in range(repeat):
+                for side in alternating(by_side, round_no):
+                    by_side[side].append(anyio.run(latency, url, float(rate), seconds, side))
             for side, runs_lat in by_side.items():
                 # The run with the median p99 stands for the workload; the p99
                 # of every run is printed in the order they ran.
