@@ -18,7 +18,7 @@ class ErrorReply:
         return self.message.split(" ", 1)[0]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamEntry:
     """One entry of a stream as Redis returned it; ``fields`` is None when deleted."""
 
