@@ -41,8 +41,11 @@ def ev(i: int) -> dict[str, Any]:
     return EVENTS[i % len(EVENTS)]
 
 
+REGISTRY = "bench:streams"  # also in the child scripts below
+
+
 def settings(url: str, **kw: Any) -> Settings:
-    return Settings(url=url, registry_key="bench:streams", **kw)
+    return Settings(url=url, registry_key=REGISTRY, **kw)
 
 
 # -- raw redis-py: the limit --------------------------------------------------
@@ -295,6 +298,7 @@ async def latency(
             await b.delete_stream(stream)
     else:
         r = aioredis.from_url(url)
+        await r.delete(stream)
         await r.xgroup_create(stream, "lat", "$", mkstream=True)
         child = subprocess.Popen(publisher, stdout=subprocess.PIPE, text=True)
         while len(seen) < n:
@@ -310,8 +314,12 @@ async def latency(
                     ids.append(entry_id)
             if ids:
                 await r.xack(stream, "lat", *ids)
+        out, _ = child.communicate(timeout=60)
+        # Our publisher registers the stream; our consumers must not find it.
         await r.delete(stream)
+        await r.srem(REGISTRY, stream)
         await r.aclose()
+        return seen, float(out.strip().splitlines()[-1])
     out, _ = child.communicate(timeout=60)
     return seen, float(out.strip().splitlines()[-1])
 
