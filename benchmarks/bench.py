@@ -314,12 +314,10 @@ async def latency(
                     ids.append(entry_id)
             if ids:
                 await r.xack(stream, "lat", *ids)
-        out, _ = child.communicate(timeout=60)
-        # Our publisher registers the stream; our consumers must not find it.
         await r.delete(stream)
+        # Our publisher registers the stream; our consumers must not find it.
         await r.srem(REGISTRY, stream)
         await r.aclose()
-        return seen, float(out.strip().splitlines()[-1])
     out, _ = child.communicate(timeout=60)
     return seen, float(out.strip().splitlines()[-1])
 
