@@ -276,10 +276,8 @@ async def latency(
     n = int(rate * seconds)
     stream = f"bench:latency-{side}"
     seen: list[float] = []
-    publisher = [
-        *(sys.executable, "-c", LATENCY_PUBLISHER, url, stream, str(rate), str(seconds)),
-        publisher_side or side,
-    ]
+    publisher = [sys.executable, "-c", LATENCY_PUBLISHER, url, stream, str(rate), str(seconds)]
+    publisher.append(publisher_side or side)
     if side == "ours":
         # The default prefetch (64): a batch of 500 takes ~10 ms to hand out
         # here, which shows up as latency when the consumer falls behind.
