@@ -22,9 +22,8 @@ import anyio
 
 from . import __version__
 from ._async.backend import RedisMessageQueueBackend
-from ._async.transport import fakeredis_transport
-from .config import Settings, redact_url
-from .embedded import RedisServer, redis_server_binary
+from .config import redact_url
+from .embedded import RedisServer, fake_server, redis_server_binary
 from .errors import AbeRedisError
 
 DEMO_STREAM = "abe_redis_demo:slack_events"
@@ -52,8 +51,8 @@ def slack_event(i: int) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def demo_target(url: str | None) -> Iterator[tuple[str | None, str]]:
-    """Yield (url or None for fakeredis, description of what is used)."""
+def demo_target(url: str | None) -> Iterator[tuple[str, str]]:
+    """Yield (the URL to use, description of what it is)."""
     if url:
         yield url, f"configured REDIS_URL {redact_url(url)}"
         return
@@ -74,7 +73,8 @@ def demo_target(url: str | None) -> Iterator[tuple[str | None, str]]:
             "demo: no REDIS_URL, no redis-server on PATH and fakeredis is not installed; "
             "set REDIS_URL or install abe-redis[fakeredis]"
         ) from None
-    yield None, "fakeredis in process (no REDIS_URL and no redis-server binary found)"
+    with fake_server() as fake_url:
+        yield fake_url, "fakeredis' TCP server in process (no REDIS_URL and no redis-server found)"
 
 
 def load_through_entry_point() -> tuple[RedisMessageQueueBackend, str]:
@@ -94,22 +94,15 @@ def load_through_entry_point() -> tuple[RedisMessageQueueBackend, str]:
     return backend, "abstract-backend load_backend() with QUEUE_BACKEND=redis"
 
 
-async def run_demo(url: str | None, events: int, workers: int) -> int:
-    if url is None:
-        settings = Settings(
-            streams=(DEMO_STREAM,), registry_key=DEMO_REGISTRY, consumer_group=DEMO_GROUP
-        )
-        backend = RedisMessageQueueBackend(settings, transport=fakeredis_transport(settings))
-        how = "constructed directly on fakeredis (the loader path needs a real server URL)"
-    else:
-        os.environ.update(
-            QUEUE_BACKEND="redis",
-            REDIS_URL=url,
-            REDIS_STREAMS=DEMO_STREAM,
-            REDIS_STREAM_REGISTRY=DEMO_REGISTRY,
-            REDIS_CONSUMER_GROUP=DEMO_GROUP,
-        )
-        backend, how = load_through_entry_point()
+async def run_demo(url: str, events: int, workers: int) -> int:
+    os.environ.update(
+        QUEUE_BACKEND="redis",
+        REDIS_URL=url,
+        REDIS_STREAMS=DEMO_STREAM,
+        REDIS_STREAM_REGISTRY=DEMO_REGISTRY,
+        REDIS_CONSUMER_GROUP=DEMO_GROUP,
+    )
+    backend, how = load_through_entry_point()
     print(f"  loader:    {how}")
     print(f"  backend:   {backend!r}")
     async with backend:
@@ -154,8 +147,7 @@ async def run_demo(url: str | None, events: int, workers: int) -> int:
         duplicates = sum(c - 1 for c in seen.values())
         pending = (await backend.pending(DEMO_STREAM, DEMO_GROUP)).count
         print(f"  checked:   missing {missing}, duplicates {duplicates}, still pending {pending}")
-        if url is not None:
-            await backend.delete_stream(DEMO_STREAM)
+        await backend.delete_stream(DEMO_STREAM)
     return 0 if missing == 0 and pending == 0 else 1
 
 

@@ -1,16 +1,22 @@
-"""A throwaway ``redis-server`` on a free loopback port.
+"""A throwaway ``redis-server`` on a free loopback port, or fakeredis' TCP server.
 
 Used by the demo when no Redis is configured, and by the test suite for
-servers it must restart or stop. The process is stopped by its PID.
+servers it must restart or stop. The process is stopped by its PID. Without
+a ``redis-server`` binary the demo falls back to :func:`fake_server`:
+fakeredis speaking RESP on a loopback port, so the backend still runs on
+its own connections.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -122,3 +128,24 @@ class RedisServer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def fake_server() -> Iterator[str]:
+    """fakeredis' TCP server on a free loopback port, in a thread; yields its URL.
+
+    Needs the ``fakeredis`` extra. fakeredis differs from Redis on streams
+    in places: behaviour the package promises is proven on redis-server.
+    """
+    from fakeredis import TcpFakeServer
+
+    port = free_port()
+    server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
+    thread = threading.Thread(target=server.serve_forever, name="fakeredis", daemon=True)
+    thread.start()
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

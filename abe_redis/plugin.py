@@ -21,6 +21,7 @@ ENTRY_POINT_GROUPS = (
     "abe.backends.message_queue.service",  # abstract-backend's own pyproject
     "slack_mcp.queue_backends",  # older Slack MCP servers
     "slack_mcp.backends.queue",  # what those servers' docs say
+    "abstract_backend.backends.queue",  # what the project's origin post tells users
 )
 
 

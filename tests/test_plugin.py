@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +26,14 @@ def test_the_groups_are_the_ones_hosts_use() -> None:
         "abe.backends.message_queue.service",
         "slack_mcp.queue_backends",
         "slack_mcp.backends.queue",
+        "abstract_backend.backends.queue",
     }
+
+
+def test_the_readme_lists_every_group() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for group in ENTRY_POINT_GROUPS:
+        assert f"`{group}`" in readme, group
 
 
 def test_load_backend_resolves_like_the_host_loader(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -13,14 +14,11 @@ from typing import Any, TypeVar
 
 import anyio
 
-from .._core.codec import validate_key
 from .._core.commands import (
     Command,
     Delete,
     Ping,
-    Pipeline,
     SRem,
-    XInfoGroups,
     XLen,
     XPendingRange,
     XPendingSummary,
@@ -34,28 +32,33 @@ from .._core.deadletters import (
     replay_dead_letters,
 )
 from .._core.entries import DeadLetter, GroupInfo, PendingEntry, PendingSummary
-from .._core.policy import Backoff, Outage, RedeliveryPolicy
+from .._core.keys import validate_key
+from .._core.policy import RedeliveryPolicy
 from .._core.publisher import Publisher
-from .._core.steps import Flow, once
-from .._core.trimming import safe_trim
+from .._core.retry import Backoff, Outage
+from .._core.steps import Batch, Flow, once, run_batch
+from .._core.trimming import group_infos, safe_trim
+from .._io.coalescer import Coalescer
+from .._io.driver import run_flow
+from .._io.executor import Executor, Wire
+from .._io.topology import open_topology
 from ..config import Settings
 from ..errors import BackendClosed, TransportError
 from ..fastjson import loads_for
-from .connection import NativePool, open_pool
 from .consumer import AsyncConsumer, AsyncDeliveries, _Consumer
-from .driver import Executor, run_flow
 from .leases import LeaseKeeper
-from .pipelining import Coalescer
-from .transport import Transport, open_transport
 
 T = TypeVar("T")
 _consumer_numbers = itertools.count(1)
 _names_taken: dict[str, int] = {}
+_names_lock = threading.Lock()  # consumers are made from many threads (sync facade)
 
 
 def default_consumer_name() -> str:
     """``host-pid-n``: stable for this process, unique among its consumers."""
-    return f"{socket.gethostname()}-{os.getpid()}-{next(_consumer_numbers)}"
+    with _names_lock:
+        n = next(_consumer_numbers)
+    return f"{socket.gethostname()}-{os.getpid()}-{n}"
 
 
 def configured_consumer_name(name: str) -> str:
@@ -64,8 +67,9 @@ def configured_consumer_name(name: str) -> str:
     Two consumers sharing a name would share their pending entries, and each
     could re-read what the other is still handling.
     """
-    taken = _names_taken.get(name, 0) + 1
-    _names_taken[name] = taken
+    with _names_lock:
+        taken = _names_taken.get(name, 0) + 1
+        _names_taken[name] = taken
     return name if taken == 1 else f"{name}-{taken}"
 
 
@@ -74,22 +78,18 @@ class RedisMessageQueueBackend:
 
     Publishing appends to the stream named by the key; consuming reads
     every registered stream through a consumer group, at least once. Works
-    unchanged under asyncio (redis.asyncio) and trio (the blocking client in
-    worker threads). Use it as an async context manager, or call
-    :meth:`aclose` when done.
+    unchanged under asyncio and trio, on the package's own connections
+    (anyio streams and hiredis). Use it as an async context manager, or
+    call :meth:`aclose` when done. Connections open on first use, in the
+    event loop of that use; a backend serves one event loop.
 
     Args:
         settings: how to connect and consume; defaults to :class:`Settings()`.
-        transport: a ready transport (tests inject fakeredis here); by
-            default one is opened on first use for the running event loop.
     """
 
-    def __init__(
-        self, settings: Settings | None = None, *, transport: Transport | None = None
-    ) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
         self.settings = s = settings if settings is not None else Settings()
-        self._transport = transport
-        self._native: NativePool | None = None
+        self._wire: Wire | None = None
         # One outage, one log line: the publisher and every consumer of this
         # backend share what the log says (they reach the same Redis); each
         # keeps its own retry delays.
@@ -120,29 +120,23 @@ class RedisMessageQueueBackend:
         return cls(Settings.from_env(environ))
 
     def __repr__(self) -> str:
-        target = self._transport.target if self._transport else self.settings.redacted_url
-        return f"RedisMessageQueueBackend(url={target!r})"
+        return f"RedisMessageQueueBackend(url={self.settings.redacted_url!r})"
 
     # -- plumbing ---------------------------------------------------------
 
-    def _open(self) -> Transport:
+    def _open(self) -> Wire:
+        """The wire every round trip of this backend goes through (made on first use)."""
         if self._closed:
             raise BackendClosed("this backend was closed")
-        if self._transport is None:
-            self._transport = open_transport(self.settings)
-            # Publishing and consuming run on native connections, unless a
-            # transport was injected (tests on fakeredis) or the URL needs TLS.
-            self._native = open_pool(self.settings, self._transport)
-        return self._transport
-
-    def _executor(self) -> Executor:
-        """Where consumers and the coalescer send their round trips."""
-        transport = self._open()
-        return self._native if self._native is not None else transport
+        if self._wire is None:
+            self._wire = Wire(open_topology(self.settings))
+        return self._wire
 
     def _pipelined(self) -> Coalescer:
         if self._coalescer is None:
-            self._coalescer = Coalescer(self._executor())
+            self._coalescer = Coalescer(self._open())
+        elif self._closed:
+            raise BackendClosed("this backend was closed")
         return self._coalescer
 
     async def _flow(self, flow: Flow[T]) -> T:
@@ -184,9 +178,12 @@ class RedisMessageQueueBackend:
         fast = publisher.fast_xadd(stream, item, now)
         if fast is not None:
             try:
-                return fast.parse_reply(await coalescer.execute(fast))
+                entry_id = fast.parse_reply(await coalescer.execute(fast))
             except TransportError:
                 pass  # the flow below retries it within the budget
+            else:
+                publisher.fast_written(stream)
+                return entry_id
         return await run_flow(publisher.write(stream, item, now), coalescer)
 
     async def publish_many(self, key: str, payloads: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -232,7 +229,7 @@ class RedisMessageQueueBackend:
     def _consumer_parts(
         self, group: str | None, *, auto_ack: bool
     ) -> tuple[ConsumerCore, Executor, LeaseKeeper, float]:
-        transport = self._open()
+        wire = self._open()
         s = self.settings
         config = ConsumerConfig(
             group=group if group is not None else s.consumer_group,
@@ -254,13 +251,14 @@ class RedisMessageQueueBackend:
             loads=loads_for(s.json),
         )
         if self._leases is None:
+            # Its own loop, so its own connections: two are plenty.
             self._leases = LeaseKeeper(
-                transport.execute_blocking,
+                lambda: Wire(open_topology(s, limit=2)),
                 interval=s.claim_min_idle_ms / 1000 / 3,
                 max_lease=s.max_lease_ms / 1000,
             )
         core = ConsumerCore(config, Backoff(outage=self._outage))
-        return core, self._executor(), self._leases, s.drain_timeout
+        return core, wire, self._leases, s.drain_timeout
 
     # -- inspection -----------------------------------------------------
 
@@ -274,7 +272,7 @@ class RedisMessageQueueBackend:
 
     async def groups(self, key: str) -> tuple[GroupInfo, ...]:
         """The consumer groups of stream ``key``."""
-        return await self._run(XInfoGroups(key))
+        return await self._flow(group_infos(key))
 
     async def pending(self, key: str, group: str | None = None) -> PendingSummary:
         """Summary of entries of ``key`` delivered to ``group`` but not acknowledged."""
@@ -300,7 +298,9 @@ class RedisMessageQueueBackend:
         """
         key = validate_key(key, reserved=self.settings.registry_key)
         self._publisher.registered.pop(key, None)
-        removed, _ = await self._run(Pipeline((Delete(key), SRem(self.settings.registry_key, key))))
+        removed, _ = await self._flow(
+            run_batch(Batch((Delete(key), SRem(self.settings.registry_key, key))))
+        )
         return bool(removed)
 
     # -- dead letters ------------------------------------------------------
@@ -351,10 +351,8 @@ class RedisMessageQueueBackend:
         self._closed = True
         if self._leases is not None:
             await anyio.to_thread.run_sync(self._leases.stop)
-        if self._native is not None:
-            await self._native.aclose()
-        if self._transport is not None:
-            await self._transport.aclose()
+        if self._wire is not None:
+            await self._wire.aclose()
 
     async def __aenter__(self) -> RedisMessageQueueBackend:
         return self

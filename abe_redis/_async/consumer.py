@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import weakref
 from types import TracebackType
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from .._core.consumer import ConsumerCore, ConsumerState, ConsumerStats
 from .._core.entries import Delivery
-from .driver import Driver, Executor, cancelled, run_flow
+from .._io.driver import Driver, cancelled, run_flow
+from .._io.executor import Executor
 from .leases import LeaseKeeper
 
+logger = logging.getLogger("abe_redis")
 CLOSE_TIMEOUT = 5.0
+
+
+def error_text(error: BaseException | str) -> str:
+    """How a handler's failure is recorded with its entry."""
+    return error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+
+
+def thrown(typ: Any, val: Any = None) -> BaseException:
+    """The exception of a ``throw``/``athrow`` call, given as generators take it."""
+    if isinstance(typ, BaseException):
+        return typ
+    if isinstance(val, BaseException):
+        return val
+    if isinstance(typ, type) and issubclass(typ, BaseException):
+        return typ() if val is None else typ(val)
+    raise TypeError("throw() needs an exception class or instance")
 
 
 class _Consumer:
@@ -23,15 +43,15 @@ class _Consumer:
     def __init__(
         self,
         core: ConsumerCore,
-        transport: Executor,
+        executor: Executor,
         leases: LeaseKeeper | None = None,
         drain_timeout: float = 5.0,
     ) -> None:
         self._core = core
-        self._transport = transport
+        self._executor = executor
         self._leases = leases
         self._lease_version = -1
-        self._driver = Driver(core.run(), transport)
+        self._driver = Driver(core.run(), executor)
         self.drain_timeout = drain_timeout
         if leases is not None:
             # A consumer dropped without closing must stop renewing, so that
@@ -55,7 +75,7 @@ class _Consumer:
 
     @property
     def closed(self) -> bool:
-        """Whether the consumer was closed."""
+        """Whether the consumer was closed (or ended by an error it cannot go on after)."""
         return self._core.state in (ConsumerState.CLOSING, ConsumerState.CLOSED)
 
     def _sync_leases(self) -> None:
@@ -68,19 +88,31 @@ class _Consumer:
         if self.closed:
             raise StopAsyncIteration
         driver = self._driver
-        if driver.started and driver.pending is None:
+        if driver.started and driver.pending is None and not driver.finished:
             # The flow is parked at its last delivery: take the next buffered
             # one without resuming it (no generator or driver round per message).
             delivery = self._core.hand_out_buffered(time.monotonic())
             if delivery is not None:
                 return delivery
         try:
-            step = await self._driver.advance()
+            step = await driver.advance()
+        except BaseException:
+            if driver.finished:
+                await self._flow_died()
+            raise
         finally:
             self._sync_leases()
         if not isinstance(step, Delivery):
             raise StopAsyncIteration
         return step
+
+    async def _flow_died(self) -> None:
+        """The flow raised: after a failed start, a later call starts over (nothing is
+        held); otherwise the error ends consuming, and what is held is released."""
+        if self._core.state is ConsumerState.NEW:
+            self._driver = Driver(self._core.run(), self._executor)
+        else:
+            await self._close(processed=False)
 
     async def _next_batch(self, limit: int) -> list[Delivery]:
         """The next delivery plus those already fetched, up to ``limit`` (one hop for
@@ -99,7 +131,7 @@ class _Consumer:
                 if self._leases is not None:
                     # No renewal may land after the release below.
                     await anyio.to_thread.run_sync(self._leases.forget_and_wait, id(self))
-                await run_flow(self._core.close(processed=processed), self._transport)
+                await run_flow(self._core.close(processed=processed), self._executor)
         finally:
             if self._leases is not None:
                 self._leases.forget(id(self))
@@ -109,14 +141,20 @@ class AsyncConsumer(_Consumer):
     """Async iterator of payloads for one consumer of a group (the host protocol).
 
     Asking for the next payload marks the previous one processed (its ack is
-    batched and sent with the next read). :meth:`aclose`, or leaving
-    ``async with``, settles what is held: processed entries are
-    acknowledged; the payload in your hands is acknowledged too, unless the
-    close happens under cancellation or because of an exception; everything
-    else still pending for this consumer is released so other consumers can
-    claim it at once. An iterator dropped without closing acknowledges
-    nothing more: its leases lapse and other consumers reclaim its entries
-    after the idle threshold.
+    batched and sent with the next read). It also behaves like an async
+    generator: ``asend(None)`` is ``__anext__``, ``athrow(exc)`` reports that
+    the payload just handed out failed (it is negatively acknowledged: tried
+    again after a backoff, or dead-lettered with the error after
+    ``max_deliveries``) and returns the next payload, and :meth:`aclose`
+    closes it.
+
+    :meth:`aclose`, or leaving ``async with``, settles what is held:
+    processed entries are acknowledged; the payload in your hands is
+    acknowledged too, unless the close happens under cancellation or because
+    of an exception; everything else still pending for this consumer is
+    released so other consumers can claim it at once. An iterator dropped
+    without closing acknowledges nothing more: its leases lapse and other
+    consumers reclaim its entries after the idle threshold.
     """
 
     def __aiter__(self) -> AsyncConsumer:
@@ -130,9 +168,42 @@ class AsyncConsumer(_Consumer):
 
         Raises:
             StopAsyncIteration: the consumer was closed.
-            ConnectError: Redis could not be reached when consuming started.
+            ConnectError: Redis could not be reached when consuming started
+                (a later call tries again).
         """
         return await self._next()
+
+    async def asend(self, value: None) -> dict[str, Any]:
+        """The next payload, as ``__anext__`` (the value sent is ignored)."""
+        return await self.__anext__()
+
+    async def athrow(
+        self, typ: Any, val: Any = None, tb: TracebackType | None = None
+    ) -> dict[str, Any]:
+        """Report that the payload in hand failed with this exception; the next payload.
+
+        The failed entry is delivered again after a backoff, or, on its
+        ``max_deliveries``-th delivery, moved to the dead-letter stream with
+        the error. An exception that is not an ``Exception`` (cancellation,
+        ``GeneratorExit``, ``KeyboardInterrupt``) closes the consumer
+        without acknowledging the payload in hand, and is raised again.
+
+        Raises:
+            the exception itself: nothing is in hand (no payload was handed
+                out yet, or the consumer was closed), or it is not an
+                ``Exception``.
+        """
+        exc = thrown(typ, val)
+        if not isinstance(exc, Exception):
+            await self._close(processed=False)
+            raise exc
+        handed = self._core.ledger.handed
+        if self.closed or handed is None or handed not in self._core.ledger.outstanding:
+            raise exc
+        text = error_text(exc)
+        logger.warning("handler failed on %s of %s: %s", handed[1], handed[0], text)
+        self._core.fail_handed(time.monotonic(), text)
+        return await self.__anext__()
 
     async def aclose(self) -> None:
         """Stop consuming and settle held entries (see the class docstring)."""
@@ -207,6 +278,7 @@ class AsyncDelivery(DeliveryView):
         Raises:
             LocalProtocolError: it was settled already.
         """
+        await anyio.lowlevel.checkpoint()
         self._consumer._core.ack(self.delivery.key, time.monotonic())
 
     async def nack(
@@ -222,11 +294,12 @@ class AsyncDelivery(DeliveryView):
         Raises:
             LocalProtocolError: it was settled already.
         """
-        text = None
-        if error is not None:
-            text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        await anyio.lowlevel.checkpoint()
         return self._consumer._core.nack(
-            self.delivery.key, time.monotonic(), delay=delay, error=text
+            self.delivery.key,
+            time.monotonic(),
+            delay=delay,
+            error=None if error is None else error_text(error),
         )
 
 
@@ -250,7 +323,7 @@ class AsyncDeliveries(_Consumer):
     @property
     def unsettled(self) -> int:
         """How many handed-out deliveries are neither acked nor nacked."""
-        return len(self._core.outstanding)
+        return len(self._core.ledger.outstanding)
 
     async def aclose(self, drain_timeout: float | None = None) -> None:
         """Drain (see the class docstring), then settle and release."""
@@ -258,7 +331,7 @@ class AsyncDeliveries(_Consumer):
             with anyio.move_on_after(
                 self.drain_timeout if drain_timeout is None else drain_timeout
             ):
-                while self._core.outstanding:
+                while self._core.ledger.outstanding:
                     await anyio.sleep(0.01)
         await self._close(processed=False)
 

@@ -1,13 +1,16 @@
-"""Lease renewal for entries a consumer holds, from one background thread.
+"""Lease renewal for entries consumers hold, from one thread with its own loop.
 
 While a handler runs, the consumer's code does not (the host is busy with
-the payload), so renewal cannot ride on the consumer's own round trips. A
-thread is loop-agnostic (asyncio, trio, blocking code) and keeps renewing
-while the event loop is busy with a CPU-bound handler.
+the payload, maybe with blocking work), so renewal cannot ride on the
+consumer's own round trips or share its event loop. The keeper runs the same
+async code as everything else (the driver, the wire) on an asyncio loop of
+its own, in one thread per backend, with a small pool of its own: it works
+the same under asyncio, trio and blocking code, and keeps renewing while
+the caller's loop is busy.
 
 Timing contract (``claim_min_idle`` = REDIS_CLAIM_MIN_IDLE_MS):
 
-* every ``claim_min_idle / 3`` the thread resets the idle time of every
+* every ``claim_min_idle / 3`` the keeper resets the idle time of every
   entry each live consumer holds, with a script that touches only entries
   still pending for that consumer; so a live consumer's entries never reach
   the claim threshold;
@@ -19,43 +22,54 @@ Timing contract (``claim_min_idle`` = REDIS_CLAIM_MIN_IDLE_MS):
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from .._core.commands import Command
+import anyio
+
 from .._core.scripts import RENEW_LEASES, call
+from .._io.driver import run_flow
+from .._io.executor import Executor
 from ..errors import AbeRedisError
-from .driver import run_flow_blocking
 
 logger = logging.getLogger("abe_redis")
+
+OpenExecutor = Callable[[], Any]
+"""Makes the keeper's executor, on the keeper's loop (it may have ``aclose``)."""
 
 
 class LeaseKeeper:
     """Renews what each registered consumer holds; see the module docstring."""
 
-    def __init__(
-        self, execute: Callable[[Command[Any]], Any], interval: float, max_lease: float
-    ) -> None:
-        self._execute = execute
+    def __init__(self, open_executor: OpenExecutor, interval: float, max_lease: float) -> None:
+        self._open_executor = open_executor
         self.interval = interval
         self.max_lease = max_lease
         self._lock = threading.Lock()
-        # Held for a whole renewal, so that forget_and_wait() can be sure none
-        # lands after it returns (a renewal resets idle times).
-        self._renewing = threading.Lock()
         # token -> (group, consumer, {stream: {id: first seen}})
         self._held: dict[int, tuple[str, str, dict[str, dict[str, float]]]] = {}
+        # Renewals in flight, so that forget_and_wait() can be sure none that
+        # saw a forgotten consumer lands after it returns.
+        self._in_flight = 0
+        self._settled = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = threading.Event()
+        self._wake: anyio.Event | None = None
+        self._serial: anyio.Lock | None = None
+        self._executor: Executor | None = None
         self.renewed = 0
 
     def update(
         self, token: int, group: str, consumer: str, leases: dict[str, tuple[str, ...]]
     ) -> None:
-        """Record what consumer ``token`` holds now (from the loop's thread)."""
+        """Record what consumer ``token`` holds now (from any thread)."""
         now = time.monotonic()
         with self._lock:
             if not leases:
@@ -70,11 +84,7 @@ class LeaseKeeper:
                     for stream, ids in leases.items()
                 },
             )
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="abe-redis-leases", daemon=True
-                )
-                self._thread.start()
+        self._start()
 
     def forget(self, token: int) -> None:
         """Stop renewing for consumer ``token`` (a renewal in flight may still land)."""
@@ -82,49 +92,99 @@ class LeaseKeeper:
             self._held.pop(token, None)
 
     def forget_and_wait(self, token: int) -> None:
-        """Stop renewing for ``token``, and wait out a renewal in flight.
+        """Stop renewing for ``token``, and wait out renewals in flight.
 
         A closing consumer calls this before it releases its entries: a
         renewal landing after the release would make them look busy again.
         """
-        self.forget(token)
-        with self._renewing:
-            pass
-
-    def _snapshot(self, now: float) -> list[tuple[str, str, str, tuple[str, ...]]]:
         with self._lock:
-            return [
-                (group, consumer, stream, fresh)
-                for group, consumer, streams in self._held.values()
-                for stream, ids in streams.items()
-                if (fresh := tuple(i for i, since in ids.items() if now - since < self.max_lease))
-            ]
+            self._held.pop(token, None)
+            while self._in_flight:
+                self._settled.wait()
 
     def renew_once(self) -> int:
-        """Renew every lease now; returns how many entries were renewed."""
-        with self._renewing:
-            return self._renew()
-
-    def _renew(self) -> int:
-        count = 0
-        for group, consumer, stream, ids in self._snapshot(time.monotonic()):
-            flow = call(RENEW_LEASES, (stream,), (group, consumer, *ids))
-            try:
-                count += int(run_flow_blocking(flow, self._execute) or 0)
-            except AbeRedisError as exc:
-                # Quiet: the consumer itself reports outages; a missed renewal
-                # only matters if it lasts past the claim threshold.
-                logger.debug("lease renewal on %s failed: %s", stream, exc)
-        self.renewed += count
-        return count
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.renew_once()
+        """Renew every lease now, on the keeper's loop (from another thread);
+        returns how many entries were renewed."""
+        self._start()
+        self._started.wait()
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(self._renew(), self._loop).result()
 
     def stop(self) -> None:
-        """Stop the thread (returns at once; the thread ends within one renewal)."""
+        """Stop the thread and close its connections (waits for it, at most 10 s)."""
         self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout=10)
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._started.wait()
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has ended already
+                loop.call_soon_threadsafe(wake.set)
+        thread.join(timeout=10)
+
+    # -- the keeper's thread ------------------------------------------------
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._stop.is_set():
+                return
+            self._thread = threading.Thread(target=self._run, name="abe-redis-leases", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            anyio.run(self._main, backend="asyncio")
+        finally:
+            self._started.set()  # never leave stop() or renew_once() waiting
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = anyio.Event()
+        self._serial = anyio.Lock()
+        self._executor = self._open_executor()
+        self._started.set()
+        try:
+            while not self._stop.is_set():
+                with anyio.move_on_after(self.interval):
+                    await self._wake.wait()
+                if not self._stop.is_set():
+                    await self._renew()
+        finally:
+            closing = getattr(self._executor, "aclose", None)
+            if closing is not None:
+                with anyio.CancelScope(shield=True):
+                    await closing()
+
+    def _snapshot(self, now: float) -> list[tuple[str, str, str, tuple[str, ...]]]:
+        return [
+            (group, consumer, stream, fresh)
+            for group, consumer, streams in self._held.values()
+            for stream, ids in streams.items()
+            if (fresh := tuple(i for i, since in ids.items() if now - since < self.max_lease))
+        ]
+
+    async def _renew(self) -> int:
+        assert self._serial is not None
+        assert self._executor is not None
+        async with self._serial:
+            with self._lock:
+                self._in_flight += 1
+                work = self._snapshot(time.monotonic())
+            count = 0
+            try:
+                for group, consumer, stream, ids in work:
+                    flow = call(RENEW_LEASES, (stream,), (group, consumer, *ids))
+                    try:
+                        count += int(await run_flow(flow, self._executor) or 0)
+                    except AbeRedisError as exc:
+                        # Quiet: the consumer itself reports outages; a missed
+                        # renewal only matters if it lasts past the threshold.
+                        logger.debug("lease renewal on %s failed: %s", stream, exc)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+                    self._settled.notify_all()
+            self.renewed += count
+            return count

@@ -1,25 +1,28 @@
-"""Auto-pipelining rules, shared by the async and the thread coalescers.
+"""Auto-pipelining rules: concurrent callers' round trips merged into one batch.
 
 Callers queue requests; a flusher takes a batch of them (at most
-``max_batch`` commands, counting a pipeline's members), sends it as one
-command or one merged pipeline, and hands every caller its own slice of the
-replies, or the error. The coalescers only add how callers wait.
+``max_batch`` commands, counting a batch's members), sends it as one
+command or one merged batch, and hands every caller its own slice of the
+replies, or the error. The coalescer only adds how callers wait.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import AbeRedisError, TransportError
-from .commands import Command, Pipeline
+from .commands import Command
+from .steps import Batch, RoundTrip
 
 
 @dataclass(slots=True)
 class Request:
-    """One caller's command, and its outcome once ``done``."""
+    """One caller's round trip, and its outcome once ``done``."""
 
-    command: Command[Any]
+    step: Command[Any] | Batch
+    queued: bool = True
     done: bool = False
     reply: Any = None
     error: AbeRedisError | None = None
@@ -31,36 +34,43 @@ class Request:
         return self.reply
 
 
-def shareable(cmd: Command[Any]) -> bool:
-    """A MULTI cannot share a pipeline with other callers' commands."""
-    return not (isinstance(cmd, Pipeline) and cmd.transaction)
+def shareable(step: RoundTrip) -> bool:
+    """A MULTI or a race cannot share a round trip with other callers' commands."""
+    if type(step) is Batch:
+        return not step.transaction
+    return isinstance(step, Command)
 
 
-def width(cmd: Command[Any]) -> int:
-    """How many commands ``cmd`` puts on the wire."""
-    return len(cmd.commands) if isinstance(cmd, Pipeline) else 1
+def width(step: Command[Any] | Batch) -> int:
+    """How many commands ``step`` puts on the wire."""
+    return len(step.commands) if type(step) is Batch else 1
 
 
-def take_batch(queue: list[Request], max_batch: int) -> list[Request]:
-    """Remove and return the oldest requests that fit in one round trip (at least one)."""
+def take_batch(queue: deque[Request], max_batch: int) -> list[Request]:
+    """Remove and return the oldest requests that fit in one round trip (at
+    least one, if any is queued)."""
     batch: list[Request] = []
     total = 0
-    while queue and (not batch or total + width(queue[0].command) <= max_batch):
-        request = queue.pop(0)
+    while queue and (not batch or total + width(queue[0].step) <= max_batch):
+        request = queue.popleft()
+        request.queued = False
         batch.append(request)
-        total += width(request.command)
+        total += width(request.step)
     return batch
 
 
-def merged(batch: list[Request]) -> Command[Any]:
-    """The one command that carries the whole batch."""
+def merged(batch: list[Request]) -> Command[Any] | Batch:
+    """The one round trip that carries the whole batch."""
     if len(batch) == 1:
-        return batch[0].command
+        return batch[0].step
     flat: list[Command[Any]] = []
     for request in batch:
-        cmd = request.command
-        flat.extend(cmd.commands if isinstance(cmd, Pipeline) else (cmd,))
-    return Pipeline(tuple(flat))
+        step = request.step
+        if type(step) is Batch:
+            flat.extend(step.commands)
+        else:
+            flat.append(step)  # type: ignore[arg-type]
+    return Batch(tuple(flat))
 
 
 def settle(batch: list[Request], reply: Any) -> None:
@@ -70,19 +80,24 @@ def settle(batch: list[Request], reply: Any) -> None:
         return
     at = 0
     for request in batch:
-        n = width(request.command)
+        n = width(request.step)
         chunk = reply[at : at + n]
-        request.reply = chunk if isinstance(request.command, Pipeline) else chunk[0]
+        request.reply = chunk if type(request.step) is Batch else chunk[0]
         request.done = True
         at += n
 
 
 def fail(batch: list[Request], exc: BaseException) -> None:
-    """Every request of the batch hears of the error; none is left waiting."""
+    """Every request of the batch hears of the error; none is left waiting.
+
+    Anything but our own errors (cancellation of the flusher included)
+    reaches the others as a :class:`TransportError`: their round trip may or
+    may not have run, as when a connection is lost.
+    """
     if isinstance(exc, AbeRedisError):
         error = exc
     else:
-        error = TransportError(f"pipeline failed: {type(exc).__name__}: {exc}")
+        error = TransportError(f"round trip cut short: {type(exc).__name__}: {exc}")
         error.__cause__ = exc
     for request in batch:
         request.error, request.done = error, True

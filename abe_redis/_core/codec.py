@@ -13,14 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import PayloadError, StreamKeyError
+from ..errors import PayloadError
 from .entries import Delivery, StreamEntry
 
 FIELD = b"data"
 MAX_DEPTH = 64
-MAX_KEY_LENGTH = 256
 MAX_PAYLOAD_BYTES = 1_048_576
-RESERVED_SUFFIX = ":dlq"
 _CONTAINERS = (dict, list, tuple)
 # Leaves that need no walk (exact types: subclasses take the slow branch).
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -152,45 +150,3 @@ def decode_entry(
     if not isinstance(payload, dict):
         return Undecodable(entry, f"'data' holds a JSON {type(payload).__name__}, not an object")
     return Delivery(entry.stream, entry.id, payload, deliveries)
-
-
-def validate_key(key: Any, *, reserved: str) -> str:
-    """Check a stream key given by a caller.
-
-    Raises:
-        StreamKeyError: not a str, empty, longer than ``MAX_KEY_LENGTH``,
-            holding whitespace or control characters, the registry's own key,
-            or a dead-letter stream's name.
-    """
-    if not isinstance(key, str):
-        raise StreamKeyError(f"stream key must be a str, got {type(key).__name__}")
-    if not key:
-        raise StreamKeyError("stream key must not be empty")
-    if len(key) > MAX_KEY_LENGTH:
-        raise StreamKeyError(
-            f"stream key is {len(key)} characters long, more than {MAX_KEY_LENGTH}"
-        )
-    if any(c.isspace() or not c.isprintable() for c in key):
-        raise StreamKeyError(f"stream key {key[:40]!r} holds whitespace or control characters")
-    if key == reserved:
-        raise StreamKeyError(f"stream key {key!r} is reserved for the stream registry")
-    if key.endswith(RESERVED_SUFFIX):
-        raise StreamKeyError(
-            f"stream key {key!r} ends with {RESERVED_SUFFIX!r}, reserved for dead letters"
-        )
-    return key
-
-
-def hash_tag(key: str) -> str:
-    """The part of ``key`` Redis Cluster hashes: its ``{tag}`` if any, else all of it."""
-    start = key.find("{")
-    if start >= 0:
-        end = key.find("}", start + 1)
-        if end > start + 1:
-            return key[start + 1 : end]
-    return key
-
-
-def is_internal(key: str) -> bool:
-    """Keys starting with '_' (health probes and the like) are not consumed by default."""
-    return key.startswith("_")

@@ -2,21 +2,21 @@
 
 Each command owns both directions: :meth:`Command.to_args` builds the
 arguments, :meth:`Command.parse_reply` turns the raw reply (RESP2 or RESP3
-shape, bytes not decoded, error replies passed as :class:`ErrorReply`) into a
-typed value. A reply of the wrong shape raises :class:`RemoteProtocolError`;
-an error reply the command does not expect raises :class:`CommandError`,
-except the ones Redis sends while it cannot run any command yet
-(:data:`TRANSIENT_CODES`): those raise :class:`ServerBusy`, a transport error,
-so flows retry them as they retry a lost connection.
+shape, bytes not decoded, error replies passed as
+:class:`~abe_redis._core.replies.ErrorReply`) into a typed value. A reply of
+the wrong shape raises :class:`RemoteProtocolError`. An error reply the
+command does not act on raises by its kind (:data:`~.replies.ERROR_KINDS`):
+:class:`ServerBusy` when the server cannot run commands yet (flows retry it
+like a lost connection), :class:`CommandError` otherwise.
 
-Every command touches at most one key, so that a cluster transport can route
-each to its slot; :class:`Pipeline` and :class:`AnyOf` group commands without
-merging them.
+Every command declares the keys it touches (:attr:`Command.keys`), which is
+what a router places it by; none touches keys of two cluster slots. Several
+commands travel together as a :class:`~abe_redis._core.steps.Batch`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -25,103 +25,35 @@ from .entries import (
     ClaimPage,
     ConsumerInfo,
     ConsumerPending,
-    ErrorReply,
     GroupInfo,
     PendingEntry,
     PendingSummary,
     StreamEntry,
 )
+from .replies import (
+    ErrorKind,
+    ErrorReply,
+    integer,
+    optional_integer,
+    pairs,
+    parse_entries,
+    text,
+)
 
 T = TypeVar("T")
 Arg = str | bytes | int
 
-# Error codes of a server that is up but runs no command for now: loading its
-# data set after a restart, stuck in a slow script, or (replica, cluster)
-# cut off. The command did not run, and the same command works later.
-TRANSIENT_CODES = frozenset({"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"})
-
-
-def text(value: Any) -> str:
-    """Decode a bulk string reply (bytes or str) to str."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "surrogateescape")
-    if isinstance(value, str):
-        return value
-    raise RemoteProtocolError(f"expected a bulk string, got {type(value).__name__}")
-
-
-def integer(value: Any) -> int:
-    """Decode an integer reply, which Redis sometimes sends as a bulk string."""
-    if isinstance(value, bool):
-        raise RemoteProtocolError("expected an integer, got a boolean")
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise RemoteProtocolError(f"expected an integer, got {value!r:.60}") from None
-
-
-def _pairs(value: Any) -> Mapping[str, Any]:
-    """A RESP3 map or a RESP2 flat list of alternating names and values."""
-    if isinstance(value, Mapping):
-        return {text(k): v for k, v in value.items()}
-    if isinstance(value, list | tuple) and len(value) % 2 == 0:
-        return {text(value[i]): value[i + 1] for i in range(0, len(value), 2)}
-    raise RemoteProtocolError(f"expected a map, got {type(value).__name__}")
-
-
-def _fields(value: Any) -> tuple[tuple[bytes, bytes], ...] | None:
-    if value is None:
-        return None
-    # Hot path: the one-field entries we write ([b"data", b"{...}"]).
-    if type(value) is list and len(value) == 2:
-        name, val = value
-        if type(name) is bytes and type(val) is bytes:
-            return ((name, val),)
-    if isinstance(value, Mapping):
-        items = list(value.items())
-    elif isinstance(value, list | tuple) and len(value) % 2 == 0:
-        items = [(value[i], value[i + 1]) for i in range(0, len(value), 2)]
-    else:
-        raise RemoteProtocolError("stream entry fields are not name/value pairs")
-    out = []
-    for name, val in items:
-        if not isinstance(name, bytes | str) or not isinstance(val, bytes | str):
-            raise RemoteProtocolError("stream entry field is not a string")
-        out.append(
-            (
-                name if isinstance(name, bytes) else name.encode(),
-                val if isinstance(val, bytes) else val.encode(),
-            )
-        )
-    return tuple(out)
-
-
-def parse_entries(stream: str, value: Any) -> tuple[StreamEntry, ...]:
-    """Parse a list of ``[id, fields]`` pairs as XRANGE-like commands return them."""
-    if value is None:
-        return ()
-    if not isinstance(value, list | tuple):
-        raise RemoteProtocolError("stream entries are not a list")
-    entries = []
-    for item in value:
-        if not isinstance(item, list | tuple) or len(item) != 2:
-            raise RemoteProtocolError("stream entry is not an [id, fields] pair")
-        entries.append(StreamEntry(stream, text(item[0]), _fields(item[1])))
-    return tuple(entries)
-
-
-@dataclass(frozen=True, slots=True)
-class GroupMissing:
-    """Redis answered NOGROUP: the stream or its consumer group no longer exists."""
-
-    stream: str
-
 
 class Command(Generic[T]):
-    """Base of all commands: arguments out, typed value in."""
+    """Base of all commands: arguments out, typed value in, keys declared."""
 
     __slots__ = ()
     name: ClassVar[str] = ""
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The keys the command touches (all in one cluster slot); () for none."""
+        raise NotImplementedError
 
     def to_args(self) -> tuple[Arg, ...]:
         """The command's arguments, name first."""
@@ -133,7 +65,7 @@ class Command(Generic[T]):
 
     def fail(self, raw: ErrorReply) -> CommandError | ServerBusy:
         """The error for an error reply this command does not act on."""
-        if raw.code in TRANSIENT_CODES:
+        if raw.kind is ErrorKind.UNAVAILABLE:
             return ServerBusy(f"Redis cannot run {self.name} yet: {raw.message}")
         return CommandError(f"{self.name} failed: {raw.message}")
 
@@ -144,8 +76,40 @@ def _check(cmd: Command[Any], raw: Any) -> Any:
     return raw
 
 
+class _OneStream:
+    """Mixin: the command touches its ``stream`` only."""
+
+    __slots__ = ()
+    stream: str
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.stream,)
+
+
+class _OneKey:
+    """Mixin: the command touches its ``key`` only."""
+
+    __slots__ = ()
+    key: str
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.key,)
+
+
+class _NoKey:
+    """Mixin: the command touches no key (any node can answer it)."""
+
+    __slots__ = ()
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return ()
+
+
 @dataclass(frozen=True, slots=True)
-class Ping(Command[bool]):
+class Ping(_NoKey, Command[bool]):
     """PING: proves the connection and credentials work."""
 
     name: ClassVar[str] = "PING"
@@ -158,7 +122,82 @@ class Ping(Command[bool]):
 
 
 @dataclass(frozen=True, slots=True)
-class XAdd(Command[str]):
+class Hello(_NoKey, Command[None]):
+    """HELLO 3 (with AUTH when credentials are given): switch to RESP3."""
+
+    name: ClassVar[str] = "HELLO"
+    protocol: int
+    username: str | None = None
+    password: str | None = None
+
+    def to_args(self) -> tuple[Arg, ...]:
+        if self.password is None:
+            return ("HELLO", self.protocol)
+        return ("HELLO", self.protocol, "AUTH", self.username or "default", self.password)
+
+    def parse_reply(self, raw: Any) -> None:
+        _check(self, raw)
+
+    def __repr__(self) -> str:  # never show the password
+        return f"Hello(protocol={self.protocol}, username={self.username!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Auth(_NoKey, Command[None]):
+    """AUTH [username] password."""
+
+    name: ClassVar[str] = "AUTH"
+    password: str
+    username: str | None = None
+
+    def to_args(self) -> tuple[Arg, ...]:
+        user: tuple[Arg, ...] = () if self.username is None else (self.username,)
+        return ("AUTH", *user, self.password)
+
+    def parse_reply(self, raw: Any) -> None:
+        _check(self, raw)
+
+    def __repr__(self) -> str:  # never show the password
+        return f"Auth(username={self.username!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Select(_NoKey, Command[None]):
+    """SELECT db."""
+
+    name: ClassVar[str] = "SELECT"
+    db: int
+
+    def to_args(self) -> tuple[Arg, ...]:
+        return ("SELECT", self.db)
+
+    def parse_reply(self, raw: Any) -> None:
+        _check(self, raw)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSetName(_NoKey, Command[None]):
+    """CLIENT SETNAME: how the connection shows in CLIENT LIST."""
+
+    name: ClassVar[str] = "CLIENT SETNAME"
+    client_name: str
+
+    def to_args(self) -> tuple[Arg, ...]:
+        return ("CLIENT", "SETNAME", self.client_name)
+
+    def parse_reply(self, raw: Any) -> None:
+        _check(self, raw)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMissing:
+    """Redis answered NOGROUP: the stream or its consumer group no longer exists."""
+
+    stream: str
+
+
+@dataclass(frozen=True, slots=True)
+class XAdd(_OneStream, Command[str]):
     """XADD with an auto id, optionally capped by MAXLEN (exact or ``~``)."""
 
     name: ClassVar[str] = "XADD"
@@ -181,7 +220,7 @@ class XAdd(Command[str]):
 
 
 @dataclass(frozen=True, slots=True)
-class SAdd(Command[int]):
+class SAdd(_OneKey, Command[int]):
     """SADD of one member; the registry of streams uses it."""
 
     name: ClassVar[str] = "SADD"
@@ -196,7 +235,7 @@ class SAdd(Command[int]):
 
 
 @dataclass(frozen=True, slots=True)
-class SMembers(Command[frozenset[str]]):
+class SMembers(_OneKey, Command[frozenset[str]]):
     """SMEMBERS: every stream name in the registry."""
 
     name: ClassVar[str] = "SMEMBERS"
@@ -213,7 +252,7 @@ class SMembers(Command[frozenset[str]]):
 
 
 @dataclass(frozen=True, slots=True)
-class SRem(Command[int]):
+class SRem(_OneKey, Command[int]):
     """SREM of one member."""
 
     name: ClassVar[str] = "SREM"
@@ -228,7 +267,7 @@ class SRem(Command[int]):
 
 
 @dataclass(frozen=True, slots=True)
-class Delete(Command[int]):
+class Delete(_OneKey, Command[int]):
     """DEL of one key; the reply counts keys removed."""
 
     name: ClassVar[str] = "DEL"
@@ -242,7 +281,21 @@ class Delete(Command[int]):
 
 
 @dataclass(frozen=True, slots=True)
-class XLen(Command[int]):
+class Exists(_OneKey, Command[bool]):
+    """EXISTS of one key."""
+
+    name: ClassVar[str] = "EXISTS"
+    key: str
+
+    def to_args(self) -> tuple[Arg, ...]:
+        return ("EXISTS", self.key)
+
+    def parse_reply(self, raw: Any) -> bool:
+        return integer(_check(self, raw)) > 0
+
+
+@dataclass(frozen=True, slots=True)
+class XLen(_OneStream, Command[int]):
     """XLEN: number of entries in a stream (0 when it does not exist)."""
 
     name: ClassVar[str] = "XLEN"
@@ -256,7 +309,7 @@ class XLen(Command[int]):
 
 
 @dataclass(frozen=True, slots=True)
-class XGroupCreate(Command[bool]):
+class XGroupCreate(_OneStream, Command[bool]):
     """XGROUP CREATE ... MKSTREAM; True when created, False when it existed."""
 
     name: ClassVar[str] = "XGROUP CREATE"
@@ -268,14 +321,14 @@ class XGroupCreate(Command[bool]):
         return ("XGROUP", "CREATE", self.stream, self.group, self.start_id, "MKSTREAM")
 
     def parse_reply(self, raw: Any) -> bool:
-        if isinstance(raw, ErrorReply) and raw.code == "BUSYGROUP":
+        if isinstance(raw, ErrorReply) and raw.kind is ErrorKind.EXISTS:
             return False
         _check(self, raw)
         return True
 
 
 @dataclass(frozen=True, slots=True)
-class XReadGroup(Command["tuple[StreamEntry, ...] | GroupMissing"]):
+class XReadGroup(_OneStream, Command["tuple[StreamEntry, ...] | GroupMissing"]):
     """XREADGROUP on one stream.
 
     ``start_id`` is ``>`` for new entries, or an id to re-read our own pending ones.
@@ -296,7 +349,7 @@ class XReadGroup(Command["tuple[StreamEntry, ...] | GroupMissing"]):
         return (*args, "STREAMS", self.stream, self.start_id)
 
     def parse_reply(self, raw: Any) -> tuple[StreamEntry, ...] | GroupMissing:
-        if isinstance(raw, ErrorReply) and raw.code == "NOGROUP":
+        if isinstance(raw, ErrorReply) and raw.kind is ErrorKind.NO_GROUP:
             return GroupMissing(self.stream)
         raw = _check(self, raw)
         if raw is None:
@@ -320,7 +373,7 @@ class XReadGroup(Command["tuple[StreamEntry, ...] | GroupMissing"]):
 
 
 @dataclass(frozen=True, slots=True)
-class XAck(Command[int]):
+class XAck(_OneStream, Command[int]):
     """XACK of some ids of one stream; the reply counts those that were pending."""
 
     name: ClassVar[str] = "XACK"
@@ -336,7 +389,7 @@ class XAck(Command[int]):
 
 
 @dataclass(frozen=True, slots=True)
-class XAutoClaim(Command["ClaimPage | GroupMissing"]):
+class XAutoClaim(_OneStream, Command["ClaimPage | GroupMissing"]):
     """XAUTOCLAIM: take over entries idle for at least ``min_idle_ms``."""
 
     name: ClassVar[str] = "XAUTOCLAIM"
@@ -360,7 +413,7 @@ class XAutoClaim(Command["ClaimPage | GroupMissing"]):
         )
 
     def parse_reply(self, raw: Any) -> ClaimPage | GroupMissing:
-        if isinstance(raw, ErrorReply) and raw.code == "NOGROUP":
+        if isinstance(raw, ErrorReply) and raw.kind is ErrorKind.NO_GROUP:
             return GroupMissing(self.stream)
         raw = _check(self, raw)
         # Redis 6.2 answers two elements; 7.0 adds the ids it dropped as deleted.
@@ -371,7 +424,7 @@ class XAutoClaim(Command["ClaimPage | GroupMissing"]):
 
 
 @dataclass(frozen=True, slots=True)
-class XClaimIds(Command[tuple[str, ...]]):
+class XClaimIds(_OneStream, Command[tuple[str, ...]]):
     """XCLAIM ... JUSTID: take ids without touching their delivery counter.
 
     With ``idle_ms`` it sets their idle time: claimed to ourselves with the
@@ -398,7 +451,7 @@ class XClaimIds(Command[tuple[str, ...]]):
 
 
 @dataclass(frozen=True, slots=True)
-class XClaimEntries(Command["tuple[StreamEntry, ...] | GroupMissing"]):
+class XClaimEntries(_OneStream, Command["tuple[StreamEntry, ...] | GroupMissing"]):
     """XCLAIM returning the entries; counts one more delivery for each."""
 
     name: ClassVar[str] = "XCLAIM"
@@ -412,7 +465,7 @@ class XClaimEntries(Command["tuple[StreamEntry, ...] | GroupMissing"]):
         return ("XCLAIM", self.stream, self.group, self.consumer, self.min_idle_ms, *self.ids)
 
     def parse_reply(self, raw: Any) -> tuple[StreamEntry, ...] | GroupMissing:
-        if isinstance(raw, ErrorReply) and raw.code == "NOGROUP":
+        if isinstance(raw, ErrorReply) and raw.kind is ErrorKind.NO_GROUP:
             return GroupMissing(self.stream)
         raw = _check(self, raw)
         # Entries deleted from the stream come back as nil (Redis 6) or not at all (7).
@@ -420,7 +473,7 @@ class XClaimEntries(Command["tuple[StreamEntry, ...] | GroupMissing"]):
 
 
 @dataclass(frozen=True, slots=True)
-class XRange(Command[tuple[StreamEntry, ...]]):
+class XRange(_OneStream, Command[tuple[StreamEntry, ...]]):
     """XRANGE with a COUNT."""
 
     name: ClassVar[str] = "XRANGE"
@@ -437,7 +490,7 @@ class XRange(Command[tuple[StreamEntry, ...]]):
 
 
 @dataclass(frozen=True, slots=True)
-class XDel(Command[int]):
+class XDel(_OneStream, Command[int]):
     """XDEL of some ids; the reply counts those that existed."""
 
     name: ClassVar[str] = "XDEL"
@@ -452,7 +505,7 @@ class XDel(Command[int]):
 
 
 @dataclass(frozen=True, slots=True)
-class XTrimMinId(Command[int]):
+class XTrimMinId(_OneStream, Command[int]):
     """XTRIM MINID ~ id: drop entries older than ``min_id``; the reply counts them."""
 
     name: ClassVar[str] = "XTRIM"
@@ -467,7 +520,7 @@ class XTrimMinId(Command[int]):
 
 
 @dataclass(frozen=True, slots=True)
-class XTrimMaxLen(Command[int]):
+class XTrimMaxLen(_OneStream, Command[int]):
     """XTRIM MAXLEN ~ n."""
 
     name: ClassVar[str] = "XTRIM"
@@ -482,7 +535,7 @@ class XTrimMaxLen(Command[int]):
 
 
 @dataclass(frozen=True, slots=True)
-class XInfoConsumers(Command[tuple[ConsumerInfo, ...]]):
+class XInfoConsumers(_OneStream, Command[tuple[ConsumerInfo, ...]]):
     """XINFO CONSUMERS of one group."""
 
     name: ClassVar[str] = "XINFO CONSUMERS"
@@ -498,7 +551,7 @@ class XInfoConsumers(Command[tuple[ConsumerInfo, ...]]):
             raise RemoteProtocolError("XINFO CONSUMERS reply is not a list")
         rows = []
         for row in raw:
-            info = _pairs(row)
+            info = pairs(row)
             try:
                 rows.append(
                     ConsumerInfo(
@@ -521,14 +574,18 @@ class EvalSha(Command[Any]):
 
     name: ClassVar[str] = "EVALSHA"
     sha: str
-    keys: tuple[str, ...]
+    key_names: tuple[str, ...]
     args: tuple[Arg, ...]
 
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.key_names
+
     def to_args(self) -> tuple[Arg, ...]:
-        return ("EVALSHA", self.sha, len(self.keys), *self.keys, *self.args)
+        return ("EVALSHA", self.sha, len(self.key_names), *self.key_names, *self.args)
 
     def parse_reply(self, raw: Any) -> Any:
-        if isinstance(raw, ErrorReply) and raw.code == "NOSCRIPT":
+        if isinstance(raw, ErrorReply) and raw.kind is ErrorKind.NO_SCRIPT:
             return NoScript()
         return _check(self, raw)
 
@@ -539,18 +596,22 @@ class Eval(Command[Any]):
 
     name: ClassVar[str] = "EVAL"
     source: str
-    keys: tuple[str, ...]
+    key_names: tuple[str, ...]
     args: tuple[Arg, ...]
 
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.key_names
+
     def to_args(self) -> tuple[Arg, ...]:
-        return ("EVAL", self.source, len(self.keys), *self.keys, *self.args)
+        return ("EVAL", self.source, len(self.key_names), *self.key_names, *self.args)
 
     def parse_reply(self, raw: Any) -> Any:
         return _check(self, raw)
 
 
 @dataclass(frozen=True, slots=True)
-class XPendingSummary(Command[PendingSummary]):
+class XPendingSummary(_OneStream, Command[PendingSummary]):
     """XPENDING in its summary form."""
 
     name: ClassVar[str] = "XPENDING"
@@ -574,7 +635,7 @@ class XPendingSummary(Command[PendingSummary]):
 
 
 @dataclass(frozen=True, slots=True)
-class XPendingRange(Command[tuple[PendingEntry, ...]]):
+class XPendingRange(_OneStream, Command[tuple[PendingEntry, ...]]):
     """XPENDING in its extended form: per-entry owner, idle time and delivery count."""
 
     name: ClassVar[str] = "XPENDING"
@@ -597,7 +658,7 @@ class XPendingRange(Command[tuple[PendingEntry, ...]]):
         return args if self.consumer is None else (*args, self.consumer)
 
     def parse_reply(self, raw: Any) -> tuple[PendingEntry, ...]:
-        if isinstance(raw, ErrorReply) and raw.code == "NOGROUP":
+        if isinstance(raw, ErrorReply) and raw.kind is ErrorKind.NO_GROUP:
             return ()  # no group, so nothing is pending in it
         raw = _check(self, raw)
         if not isinstance(raw, list | tuple):
@@ -611,8 +672,9 @@ class XPendingRange(Command[tuple[PendingEntry, ...]]):
 
 
 @dataclass(frozen=True, slots=True)
-class XInfoGroups(Command[tuple[GroupInfo, ...]]):
-    """XINFO GROUPS: every consumer group of a stream."""
+class XInfoGroups(_OneStream, Command[tuple[GroupInfo, ...]]):
+    """XINFO GROUPS: every consumer group of a stream (an error if it does not
+    exist: ask in a transaction with :class:`Exists`, see ``trimming.group_infos``)."""
 
     name: ClassVar[str] = "XINFO GROUPS"
     stream: str
@@ -621,14 +683,12 @@ class XInfoGroups(Command[tuple[GroupInfo, ...]]):
         return ("XINFO", "GROUPS", self.stream)
 
     def parse_reply(self, raw: Any) -> tuple[GroupInfo, ...]:
-        if isinstance(raw, ErrorReply) and "no such key" in raw.message:
-            return ()
         raw = _check(self, raw)
         if not isinstance(raw, list | tuple):
             raise RemoteProtocolError("XINFO GROUPS reply is not a list")
         groups = []
         for row in raw:
-            info = _pairs(row)
+            info = pairs(row)
             try:
                 groups.append(
                     GroupInfo(
@@ -636,69 +696,10 @@ class XInfoGroups(Command[tuple[GroupInfo, ...]]):
                         consumers=integer(info["consumers"]),
                         pending=integer(info["pending"]),
                         last_delivered_id=text(info["last-delivered-id"]),
-                        entries_read=_optional_int(info.get("entries-read")),
-                        lag=_optional_int(info.get("lag")),
+                        entries_read=optional_integer(info.get("entries-read")),
+                        lag=optional_integer(info.get("lag")),
                     )
                 )
             except KeyError as exc:
                 raise RemoteProtocolError(f"XINFO GROUPS row lacks {exc}") from None
         return tuple(groups)
-
-
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else integer(value)
-
-
-@dataclass(frozen=True, slots=True)
-class Pipeline(Command[tuple[Any, ...]]):
-    """Several commands sent in one round trip; the raw reply is one reply per command.
-
-    Without ``transaction`` each command stands alone (and may go to its own
-    cluster node); with it they run inside MULTI/EXEC.
-    """
-
-    name: ClassVar[str] = "PIPELINE"
-    commands: tuple[Command[Any], ...]
-    transaction: bool = False
-
-    def to_args(self) -> tuple[Arg, ...]:
-        raise TypeError("a Pipeline is sent command by command; use .commands")
-
-    def parse_reply(self, raw: Any) -> tuple[Any, ...]:
-        if not isinstance(raw, Sequence) or len(raw) != len(self.commands):
-            raise RemoteProtocolError("pipeline reply does not match its commands")
-        return tuple(cmd.parse_reply(r) for cmd, r in zip(self.commands, raw, strict=True))
-
-
-@dataclass(frozen=True, slots=True)
-class NotRun:
-    """Placeholder reply of an :class:`AnyOf` member that was cancelled."""
-
-
-NOT_RUN = NotRun()
-
-
-@dataclass(frozen=True, slots=True)
-class AnyOf(Command[tuple[Any, ...]]):
-    """Commands run concurrently, each on its own connection, until the first answers.
-
-    Used for blocking reads of several streams without one command touching
-    several keys. The raw reply holds each command's reply, or
-    :data:`NOT_RUN` for those cancelled once the first had answered; a
-    cancelled read may still have been served by Redis, so the caller must
-    re-read its own pending entries for those streams.
-    """
-
-    name: ClassVar[str] = "ANYOF"
-    commands: tuple[Command[Any], ...]
-
-    def to_args(self) -> tuple[Arg, ...]:
-        raise TypeError("AnyOf is run command by command; use .commands")
-
-    def parse_reply(self, raw: Any) -> tuple[Any, ...]:
-        if not isinstance(raw, Sequence) or len(raw) != len(self.commands):
-            raise RemoteProtocolError("AnyOf reply does not match its commands")
-        return tuple(
-            NOT_RUN if r is NOT_RUN else cmd.parse_reply(r)
-            for cmd, r in zip(self.commands, raw, strict=True)
-        )

@@ -1,25 +1,24 @@
-"""Consumer-group reading as a sans-IO state machine.
+"""One consumer of a group, as a sans-IO state machine.
 
-Rules this module keeps:
+Rules it keeps (the parts live in their own modules):
 
 * At least once. An entry is acknowledged only after it was processed: in
   ``auto_ack`` mode (the host protocol) when the application asks for the
   next one or closes the consumer saying it finished; otherwise when the
   application settles it with :meth:`ConsumerCore.ack`. Acks are batched
-  and ride with the next read.
-* Counts come from Redis. An entry read with ``>`` is on its first
-  delivery; for entries re-read, reclaimed or retried, XPENDING says how
-  often Redis delivered them. An entry delivered more than
-  ``max_deliveries`` times, or failed by a handler on its last allowed
-  delivery, or that cannot be decoded, is moved to ``<stream>:dlq`` with
-  the reason and acknowledged in the same MULTI.
-* Nothing stuck. On start, after a transport error, and after a cancelled
-  read, the consumer re-reads its own pending entries (id ``0``) before new
-  ones. Entries of dead consumers are taken over with XAUTOCLAIM once idle
-  for ``claim_min_idle_ms``. On close, everything still pending for this
-  consumer and not processed is released (XCLAIM ... IDLE) for others.
-* One key per command, so that a cluster transport can route each.
-* No clock: ``now`` arrives with every :class:`~abe_redis._core.steps.Resume`.
+  and ride with the next read (:mod:`.settling`).
+* What to read next, re-reading our own pending entries first whenever a
+  reply may have been lost, and reclaiming dead consumers' entries
+  (:mod:`.reading`).
+* Counts come from Redis; entries delivered too often or undecodable are
+  dead-lettered with their XACK in one MULTI (:mod:`.counting`,
+  :mod:`.deadletters`).
+* Streams are discovered from the registry and vanished groups recovered by
+  policy (:mod:`.groups`); stale consumers are removed (:mod:`.cleanup`).
+* On close, everything still pending for this consumer and not processed
+  is released (XCLAIM ... IDLE) for others to claim at once.
+* Round trips are retried by :func:`~.retry.retrying`; the core never reads
+  the clock: ``now`` arrives with every :class:`~abe_redis._core.steps.Resume`.
 
 States and their allowed transitions are in :data:`TRANSITIONS`.
 """
@@ -27,7 +26,6 @@ States and their allowed transitions are in :data:`TRANSITIONS`.
 from __future__ import annotations
 
 import enum
-import heapq
 import logging
 import random
 from collections import deque
@@ -35,42 +33,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CommandError, GroupMissingError, LocalProtocolError, TransportError
-from .codec import (
-    FIELD,
-    Loads,
-    Undecodable,
-    decode_entry,
-    encode_payload,
-    is_internal,
-    stdlib_loads,
-)
-from .commands import (
-    NOT_RUN,
-    AnyOf,
-    Command,
-    GroupMissing,
-    Pipeline,
-    SMembers,
-    XAck,
-    XAdd,
-    XAutoClaim,
-    XClaimEntries,
-    XClaimIds,
-    XGroupCreate,
-    XPendingRange,
-    XReadGroup,
-)
+from ..errors import CommandError, LocalProtocolError, TransportError
+from .cleanup import remove_stale_consumers
+from .codec import Loads, encode_payload, stdlib_loads
+from .commands import GroupMissing, XAutoClaim, XClaimIds, XPendingRange, XReadGroup
+from .counting import admit, count_queries, counts
+from .deadletters import MAX_ERROR_CHARS, DeadEntry, burials, dead_letter_stream
 from .entries import ClaimPage, Delivery, StreamEntry
-from .policy import Backoff, GroupPolicy, RedeliveryPolicy, fails_at_start
-from .scripts import DELETE_STALE_CONSUMERS, call
-from .steps import Flow, Interrupted, Sleep
+from .groups import discover, recover
+from .policy import GroupPolicy, RedeliveryPolicy
+from .reading import ReadPlan
+from .retry import Backoff, fails_at_start, retrying
+from .settling import Key, Ledger
+from .steps import NOT_RUN, Batch, Flow, Race, RoundTrip, Sleep
 
 logger = logging.getLogger("abe_redis")
-
-DLQ_SUFFIX = ":dlq"
-MAX_ERROR_CHARS = 1000
-Key = tuple[str, str]
 
 
 class ConsumerState(enum.Enum):
@@ -84,17 +61,15 @@ class ConsumerState(enum.Enum):
 
 
 TRANSITIONS: dict[ConsumerState, frozenset[ConsumerState]] = {
+    # A start that failed (Redis unreachable) goes back to NEW: a retry starts over.
     ConsumerState.NEW: frozenset({ConsumerState.STARTING, ConsumerState.CLOSED}),
-    ConsumerState.STARTING: frozenset({ConsumerState.RUNNING, ConsumerState.CLOSING}),
+    ConsumerState.STARTING: frozenset(
+        {ConsumerState.RUNNING, ConsumerState.NEW, ConsumerState.CLOSING}
+    ),
     ConsumerState.RUNNING: frozenset({ConsumerState.CLOSING}),
     ConsumerState.CLOSING: frozenset({ConsumerState.CLOSED}),
     ConsumerState.CLOSED: frozenset(),
 }
-
-
-def dead_letter_stream(stream: str) -> str:
-    """Where entries of ``stream`` go when they cannot be processed."""
-    return stream + DLQ_SUFFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,23 +109,6 @@ class ConsumerStats:
 
 
 @dataclass(slots=True)
-class _Stream:
-    history: bool = True
-    history_from: str = "0"
-    claim_from: str = "0-0"
-
-
-@dataclass(frozen=True, slots=True)
-class _Dead:
-    stream: str
-    id: str
-    fields: tuple[tuple[bytes, bytes], ...]
-    reason: str
-    deliveries: int
-    error: str | None
-
-
-@dataclass(slots=True)
 class ConsumerCore:
     """State of one consumer; :meth:`run` and :meth:`close` are its flows.
 
@@ -164,23 +122,25 @@ class ConsumerCore:
     rng: random.Random = field(default_factory=random.Random)
     state: ConsumerState = ConsumerState.NEW
     stats: ConsumerStats = field(default_factory=ConsumerStats)
-    streams: dict[str, _Stream] = field(default_factory=dict)
+    ledger: Ledger = field(init=False)
+    plan: ReadPlan = field(init=False)
     buffer: deque[Delivery] = field(default_factory=deque)
-    outstanding: dict[Key, Delivery] = field(default_factory=dict)
-    acks: dict[str, list[str]] = field(default_factory=dict)
-    retries: list[tuple[float, str, str]] = field(default_factory=list)
-    dead: list[_Dead] = field(default_factory=list)
-    held: set[Key] = field(default_factory=set)
-    held_version: int = 0
-    errors: dict[Key, str] = field(default_factory=dict)
+    dead: list[DeadEntry] = field(default_factory=list)
     now: float = 0.0
-    first_ack_at: float | None = None
-    handed: Key | None = None
-    ack_count: int = 0
-    _drained: bool = False
-    next_claim_at: float = 0.0
     next_discovery_at: float = 0.0
     next_stale_check_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        self.ledger = Ledger(cfg.group)
+        self.plan = ReadPlan(
+            cfg.group,
+            cfg.consumer,
+            cfg.prefetch,
+            cfg.block_ms,
+            cfg.claim_min_idle_ms,
+            cfg.claim_interval,
+        )
 
     # -- state ------------------------------------------------------------
 
@@ -189,31 +149,21 @@ class ConsumerCore:
             raise LocalProtocolError(f"consumer cannot go from {self.state.value} to {new.value}")
         self.state = new
 
-    def _hold(self, key: Key) -> None:
-        self.held.add(key)
-        self.held_version += 1
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """The streams this consumer reads."""
+        return tuple(self.plan.cursors)
 
-    def _unhold(self, key: Key) -> None:
-        self.held.discard(key)
-        self.held_version += 1
+    @property
+    def held_version(self) -> int:
+        """Changes whenever the set of held entries does."""
+        return self.ledger.version
 
     def leases(self) -> dict[str, tuple[str, ...]]:
         """Every id this consumer holds (prefetched, handed out, awaiting ack or retry)."""
-        out: dict[str, list[str]] = {}
-        for stream, entry_id in self.held:
-            out.setdefault(stream, []).append(entry_id)
-        return {stream: tuple(ids) for stream, ids in out.items()}
+        return self.ledger.leases()
 
     # -- settlement -------------------------------------------------------
-
-    def _take(self, key: Key) -> Delivery:
-        delivery = self.outstanding.pop(key, None)
-        if delivery is None:
-            raise LocalProtocolError(
-                f"entry {key[1]} of {key[0]} is not an unsettled delivery of this consumer "
-                "(settled already, or never delivered)"
-            )
-        return delivery
 
     def ack(self, key: Key, now: float) -> None:
         """Mark a delivery processed; its XACK goes with the next round trip.
@@ -221,13 +171,7 @@ class ConsumerCore:
         Raises:
             LocalProtocolError: it was settled already or never delivered.
         """
-        delivery = self._take(key)
-        if self.first_ack_at is None:
-            self.first_ack_at = now
-        self.acks.setdefault(delivery.stream, []).append(delivery.id)
-        self.ack_count += 1
-        if self.errors:
-            self.errors.pop(key, None)
+        self.ledger.ack(key, now)
 
     def nack(
         self, key: Key, now: float, *, delay: float | None = None, error: str | None = None
@@ -241,37 +185,57 @@ class ConsumerCore:
         Raises:
             LocalProtocolError: it was settled already or never delivered.
         """
-        delivery = self._take(key)
+        return self._failed(self.ledger.take(key), now, delay, error)
+
+    def fail_handed(self, now: float, error: str | None) -> float | None:
+        """The delivery in the application's hands (auto-ack mode) failed: as :meth:`nack`.
+
+        Raises:
+            LocalProtocolError: no delivery is in the application's hands.
+        """
+        delivery = self.ledger.take_handed()
+        if delivery is None:
+            raise LocalProtocolError("no payload of this consumer is in the application's hands")
+        return self._failed(delivery, now, None, error)
+
+    def _failed(
+        self, delivery: Delivery, now: float, delay: float | None, error: str | None
+    ) -> float | None:
+        key = (delivery.stream, delivery.id)
         if error is not None:
-            self.errors[key] = error[:MAX_ERROR_CHARS]
+            self.ledger.errors[key] = error[:MAX_ERROR_CHARS]
         policy = self.config.redelivery
         if delivery.deliveries >= policy.max_deliveries:
             self.dead.append(
-                _Dead(
+                DeadEntry(
                     delivery.stream,
                     delivery.id,
                     encode_payload(delivery.payload),
                     f"failed on delivery {delivery.deliveries} of {policy.max_deliveries}",
                     delivery.deliveries,
-                    self.errors.pop(key, None),
+                    self.ledger.errors.get(key),
                 )
             )
             return None
         wait = (
             policy.retry_delay(delivery.deliveries, self.rng) if delay is None else max(0.0, delay)
         )
-        heapq.heappush(self.retries, (now + wait, delivery.stream, delivery.id))
+        self.ledger.retry_later(delivery, now + wait)
         self.stats.retried += 1
         return wait
 
     # -- flows --------------------------------------------------------------
 
     def run(self) -> Flow[None]:
-        """The endless consuming flow: yields commands, sleeps and deliveries."""
+        """The endless consuming flow: yields round trips, sleeps and deliveries."""
         self._to(ConsumerState.STARTING)
-        # The first round trip doubles as the start-up check: a transport
-        # error here propagates instead of entering the retry loop.
-        yield from self._discover()
+        try:
+            # The first round trip doubles as the start-up check: a transport
+            # error here propagates instead of entering the retry loop.
+            yield from self._discover()
+        except BaseException:
+            self._to(ConsumerState.NEW)
+            raise
         self._to(ConsumerState.RUNNING)
         while True:
             if self.dead:
@@ -282,7 +246,7 @@ class ConsumerCore:
                 self._settle_handed(resume.now)
                 # With the buffer empty the acks ride with the refill's read.
                 if self.buffer and self._ack_due():
-                    yield from self._call(Pipeline(tuple(self._ack_commands())))
+                    yield from self._call(Batch(tuple(self.ledger.ack_commands())))
                     self._acked()
             else:
                 yield from self._refill()
@@ -307,20 +271,18 @@ class ConsumerCore:
 
     def _hand_out(self) -> Delivery:
         delivery = self.buffer.popleft()
-        key = (delivery.stream, delivery.id)
-        self.outstanding[key] = delivery
+        self.ledger.hand(delivery, auto_ack=self.config.auto_ack)
         self.stats.delivered += 1
-        if self.config.auto_ack:
-            self.handed = key
         return delivery
 
     def _settle_handed(self, now: float) -> None:
         # auto_ack: asking for the next delivery means the last one was processed.
-        key = self.handed
+        ledger = self.ledger
+        key = ledger.handed
         if key is not None:
-            self.handed = None
-            if key in self.outstanding:
-                self.ack(key, now)
+            ledger.handed = None
+            if key in ledger.outstanding:
+                ledger.ack(key, now)
 
     def close(self, *, processed: bool) -> Flow[None]:
         """Flow that settles what this consumer holds before it goes away.
@@ -333,28 +295,26 @@ class ConsumerCore:
         only: after a transport error the entries stay pending and are
         reclaimed after the idle threshold.
         """
-        if self.state is ConsumerState.NEW:
-            self._to(ConsumerState.CLOSED)
-            return
-        if self.state is ConsumerState.CLOSED:
+        if self.state in (ConsumerState.NEW, ConsumerState.CLOSED):
+            self.state = ConsumerState.CLOSED
             return
         self._to(ConsumerState.CLOSING)
-        if self.config.auto_ack and processed:
-            for key in list(self.outstanding):
-                self.ack(key, self.now)
-        cfg = self.config
+        ledger, cfg = self.ledger, self.config
+        if cfg.auto_ack and processed:
+            for key in list(ledger.outstanding):
+                ledger.ack(key, self.now)
         try:
             if self.dead:
                 yield from self._bury(retry=False)
-            acks = self._ack_commands()
+            acks = ledger.ack_commands()
             mine = [
                 XPendingRange(name, cfg.group, count=10_000, consumer=cfg.consumer)
-                for name in self.streams
+                for name in self.plan.cursors
             ]
             if acks or mine:
-                pipe = Pipeline((*acks, *mine))
-                resume = yield pipe
-                replies = pipe.parse_reply(resume.reply)
+                batch = Batch((*acks, *mine))
+                resume = yield batch
+                replies = batch.parse_reply(resume.reply)
                 self._acked()
                 release = [
                     XClaimIds(cmd.stream, cfg.group, cfg.consumer, ids, cfg.claim_min_idle_ms)
@@ -362,9 +322,9 @@ class ConsumerCore:
                     if (ids := tuple(row.id for row in rows))
                 ]
                 if release:
-                    pipe = Pipeline(tuple(release))
-                    resume = yield pipe
-                    released = pipe.parse_reply(resume.reply)
+                    batch = Batch(tuple(release))
+                    resume = yield batch
+                    released = batch.parse_reply(resume.reply)
                     self.stats.released += sum(len(ids) for ids in released)
         except (TransportError, CommandError) as exc:
             # One attempt only: what is left stays pending and is reclaimed
@@ -372,208 +332,139 @@ class ConsumerCore:
             logger.warning("could not settle entries on close (%s); they stay pending", exc)
         finally:
             self.buffer.clear()
-            self.outstanding.clear()
-            self.retries.clear()
-            self.held.clear()
-            self.held_version += 1
+            ledger.clear()
             self.state = ConsumerState.CLOSED
 
     # -- steps ----------------------------------------------------------
 
-    def _call(self, cmd: Command[Any]) -> Flow[Any]:
-        while True:
-            try:
-                resume = yield cmd
-                self.now = resume.now
-                # Inside the try: a reply saying the server cannot run
-                # commands yet (ServerBusy, such as LOADING) is retried too.
-                value = cmd.parse_reply(resume.reply)
-            except Interrupted:
-                # Cancelled mid-command: send it again, but first treat any
-                # entries it may have delivered as ours to re-read.
-                self._reread_pending()
-                continue
-            except TransportError as exc:
-                if self.state is ConsumerState.STARTING and fails_at_start(exc):
-                    raise
-                # The lost reply may have delivered entries to us.
-                self._reread_pending()
-                resume = yield Sleep(self.backoff.failure(exc, self.now))
-                self.now = resume.now
-                continue
-            self.backoff.success(self.now)
-            return value
+    def _once(self, step: RoundTrip) -> Flow[Any]:
+        resume = yield step
+        self.now = resume.now
+        return step.parse_reply(resume.reply)
 
-    def _best_effort(self, flow: Flow[Any]) -> Flow[Any]:
-        """Run housekeeping; on a transport error or cancellation skip it this time."""
-        try:
-            return (yield from flow)
-        except Interrupted:
-            return None
-        except TransportError as exc:
-            resume = yield Sleep(self.backoff.failure(exc, self.now))
-            self.now = resume.now
-            return None
+    def _tick(self, now: float) -> None:
+        self.now = now
 
-    def _reread_pending(self) -> None:
-        for stream in self.streams.values():
-            stream.history, stream.history_from = True, "0"
+    def _fatal(self, exc: TransportError) -> bool:
+        return self.state is ConsumerState.STARTING and fails_at_start(exc)
+
+    def _call(self, step: RoundTrip) -> Flow[Any]:
+        """Run one round trip, retrying transport errors with backoff; the lost
+        reply may have delivered entries to us, so they are re-read first."""
+        return (
+            yield from retrying(
+                lambda: self._once(step),
+                self.backoff,
+                lambda: self.now,
+                fatal=self._fatal,
+                lost=self.plan.reread,
+                tick=self._tick,
+            )
+        )
 
     def _discover(self) -> Flow[None]:
-        if self.config.streams is not None:
-            wanted: Iterable[str] = self.config.streams
-        else:
-            members = yield from self._call(SMembers(self.config.registry_key))
-            wanted = sorted(m for m in members if not is_internal(m))
-        new = [s for s in wanted if s not in self.streams]
-        if new:
-            yield from self._call(
-                Pipeline(tuple(XGroupCreate(s, self.config.group, "0") for s in new))
-            )
-            for name in new:
-                self.streams[name] = _Stream()
-        self.next_discovery_at = self.now + self.config.discovery_interval
+        cfg = self.config
+        new = yield from discover(
+            self._call, cfg.group, cfg.registry_key, cfg.streams, self.plan.cursors
+        )
+        for name in new:
+            self.plan.add(name)
+        self.next_discovery_at = self.now + cfg.discovery_interval
 
     def _refill(self) -> Flow[None]:
-        cfg = self.config
+        cfg, plan, ledger = self.config, self.plan, self.ledger
         if cfg.streams is None and self.now >= self.next_discovery_at:
             yield from self._discover()
         if cfg.stale_consumer_ms is not None and self.now >= self.next_stale_check_at:
-            yield from self._remove_stale_consumers()
-        if not self.streams:
+            self.next_stale_check_at = self.now + cfg.stale_check_interval
+            self.stats.stale_consumers_removed += yield from remove_stale_consumers(
+                plan.cursors, cfg.group, cfg.consumer, cfg.stale_consumer_ms, self.backoff, self.now
+            )
+        if not plan.cursors:
             # Nothing published yet: wait for the registry to name a stream.
             resume = yield Sleep(min(0.5, cfg.discovery_interval))
             self.now = resume.now
             return
-        if len(self.outstanding) >= cfg.prefetch:
+        if len(ledger.outstanding) >= cfg.prefetch:
             # Explicit mode with a full hand: wait for settlements.
-            if self.acks:
-                yield from self._call(Pipeline(tuple(self._ack_commands())))
+            if ledger.acks:
+                yield from self._call(Batch(tuple(ledger.ack_commands())))
                 self._acked()
             resume = yield Sleep(0.01)
             self.now = resume.now
             return
-        if self._drained and len(self.streams) == 1 and self.now < self.next_claim_at:
-            # The last read found the stream empty and nothing else is due:
-            # go straight to the blocking read, with the acks in front of it
-            # in the same round trip (one round trip per message at low rates).
-            ((name, state),) = self.streams.items()
-            if not state.history and not (self.retries and self.retries[0][0] <= self.now):
-                yield from self._block(name, state)
-                return
-        acks = self._ack_commands()
-        reads = [self._read(name, state) for name, state in self.streams.items()]
-        claims: list[XAutoClaim] = []
-        if self.now >= self.next_claim_at:
-            claims = [
-                XAutoClaim(
-                    name,
-                    cfg.group,
-                    cfg.consumer,
-                    cfg.claim_min_idle_ms,
-                    state.claim_from,
-                    cfg.prefetch,
-                )
-                for name, state in self.streams.items()
-            ]
-            self.next_claim_at = self.now + cfg.claim_interval
-        retries = self._due_retries()
+        next_retry = ledger.next_retry()
+        lone = plan.may_block_at_once(self.now, next_retry is not None and next_retry <= self.now)
+        if lone is not None:
+            # The last read found the stream empty and nothing else is due: go
+            # straight to the blocking read, with the acks in front of it in
+            # the same round trip (one round trip per message at low rates).
+            yield from self._block()
+            return
+        acks = ledger.ack_commands()
+        reads = plan.reads()
+        claims = plan.claims(self.now)
+        retries = plan.retries(ledger.due_retries(self.now))
         # Order matters: acks first (so history reads skip them), then reads,
         # then claims (so a history read cannot return what we just claimed).
-        replies = yield from self._call(Pipeline((*acks, *reads, *claims, *retries)))
+        replies = yield from self._call(Batch((*acks, *reads, *claims, *retries)))
         self._acked()
         replies = replies[len(acks) :]
         recounted: list[StreamEntry] = []
         for read, reply in zip(reads, replies[: len(reads)], strict=True):
-            entries = yield from self._take_read(read, reply)
+            entries = yield from self._took(read, reply)
             if read.start_id == ">":
-                self._drained = len(entries) < read.count
                 self._accept(entries)
             else:
                 recounted.extend(entries)
         replies = replies[len(reads) :]
         for claim, page in zip(claims, replies[: len(claims)], strict=True):
-            recounted.extend((yield from self._take_claim(claim, page)))
+            recounted.extend((yield from self._took_claim(claim, page)))
         for retry, reply in zip(retries, replies[len(claims) :], strict=True):
             if isinstance(reply, GroupMissing):
                 yield from self._group_missing(retry.stream)
             else:
                 recounted.extend(reply)
         if recounted:
-            counts = yield from self._counts(recounted)
-            self._accept(recounted, counts)
-        if self.buffer or self.dead or any(s.history for s in self.streams.values()):
+            queries = count_queries(recounted, cfg.group, cfg.consumer, len(ledger.held))
+            pages = yield from self._call(queries)
+            self._accept(recounted, counts(queries, pages))
+        if self.buffer or self.dead or plan.rereading():
             return
-        if len(self.streams) == 1:
-            ((name, state),) = self.streams.items()
-            yield from self._block(name, state)
+        if plan.lone_stream() is not None:
+            yield from self._block()
             return
-        blocking = [self._read(name, state, block=True) for name, state in self.streams.items()]
-        answers = yield from self._call(AnyOf(tuple(blocking)))
+        blocking = plan.blocking_reads(self.now, ledger.next_retry())
+        answers = yield from self._call(Race(tuple(blocking)))
         for read, reply in zip(blocking, answers, strict=True):
             if reply is NOT_RUN:
-                # Cancelled mid-flight: Redis may have served it anyway.
-                self.streams[read.stream].history = True
+                # Called off mid-flight: Redis may have served it anyway.
+                plan.cursors[read.stream].history = True
             else:
-                self._accept((yield from self._take_read(read, reply)))
+                self._accept((yield from self._took(read, reply)))
 
-    def _block(self, name: str, state: _Stream) -> Flow[None]:
+    def _block(self) -> Flow[None]:
         """One stream: pending acks, then a blocking read, in one round trip."""
-        read = self._read(name, state, block=True)
-        acks = self._ack_commands()
-        replies = yield from self._call(Pipeline((*acks, read)))
+        (read,) = self.plan.blocking_reads(self.now, self.ledger.next_retry())
+        replies = yield from self._call(Batch((*self.ledger.ack_commands(), read)))
         self._acked()
-        entries = yield from self._take_read(read, replies[-1])
-        self._drained = len(entries) < read.count
-        self._accept(entries)
+        self._accept((yield from self._took(read, replies[-1])))
 
-    def _read(self, name: str, state: _Stream, *, block: bool = False) -> XReadGroup:
-        cfg = self.config
-        block_ms = None
-        if block:
-            block_ms = cfg.block_ms
-            if self.retries:
-                # Do not block past the next retry.
-                wait_ms = max(1, int((self.retries[0][0] - self.now) * 1000))
-                block_ms = min(block_ms, wait_ms)
-        return XReadGroup(
-            cfg.group,
-            cfg.consumer,
-            name,
-            state.history_from if state.history else ">",
-            cfg.prefetch,
-            block_ms,
-        )
-
-    def _due_retries(self) -> list[XClaimEntries]:
-        due: dict[str, list[str]] = {}
-        while self.retries and self.retries[0][0] <= self.now:
-            _, stream, entry_id = heapq.heappop(self.retries)
-            self._unhold((stream, entry_id))  # held again when it comes back
-            due.setdefault(stream, []).append(entry_id)
-        cfg = self.config
-        return [XClaimEntries(s, cfg.group, cfg.consumer, tuple(ids)) for s, ids in due.items()]
-
-    def _take_read(self, read: XReadGroup, reply: Any) -> Flow[tuple[StreamEntry, ...]]:
+    def _took(self, read: XReadGroup, reply: Any) -> Flow[tuple[StreamEntry, ...]]:
         if isinstance(reply, GroupMissing):
             yield from self._group_missing(read.stream)
             return ()
+        self.plan.took(read, reply)
         entries: tuple[StreamEntry, ...] = reply
-        state = self.streams[read.stream]
-        if read.start_id != ">":
-            if len(entries) < read.count:
-                state.history, state.history_from = False, "0"
-            else:
-                state.history_from = entries[-1].id
         return entries
 
-    def _take_claim(
+    def _took_claim(
         self, claim: XAutoClaim, reply: ClaimPage | GroupMissing
     ) -> Flow[tuple[StreamEntry, ...]]:
         if isinstance(reply, GroupMissing):
             yield from self._group_missing(claim.stream)
             return ()
-        self.streams[claim.stream].claim_from = reply.next_start
+        self.plan.took_claim(claim, reply)
         if reply.entries:
             self.stats.reclaimed += len(reply.entries)
             logger.info(
@@ -583,168 +474,58 @@ class ConsumerCore:
             )
         return reply.entries
 
-    def _counts(self, entries: list[StreamEntry]) -> Flow[dict[Key, int]]:
-        """Delivery counts of re-read, reclaimed or retried entries, from XPENDING."""
-        by_stream: dict[str, list[str]] = {}
-        for entry in entries:
-            by_stream.setdefault(entry.stream, []).append(entry.id)
-        cfg = self.config
-        queries = tuple(
-            XPendingRange(
-                stream,
-                cfg.group,
-                min(ids, key=_id_order),
-                max(ids, key=_id_order),
-                len(self.held) + len(ids) + 16,
-                cfg.consumer,
-            )
-            for stream, ids in by_stream.items()
-        )
-        rows = yield from self._call(Pipeline(queries))
-        return {
-            (q.stream, row.id): row.deliveries
-            for q, page in zip(queries, rows, strict=True)
-            for row in page
-        }
-
-    def _accept(self, entries: Iterable[StreamEntry], counts: dict[Key, int] | None = None) -> None:
+    def _accept(
+        self, entries: Iterable[StreamEntry], counted: dict[Key, int] | None = None
+    ) -> None:
         limit = self.config.redelivery.max_deliveries
-        held, buffer = self.held, self.buffer
+        loads = self.config.loads
+        ledger, buffer = self.ledger, self.buffer
+        held, errors = ledger.held, ledger.errors
         for entry in entries:
             key = (entry.stream, entry.id)
             if key in held:
                 continue
             held.add(key)
-            deliveries = 1 if counts is None else counts.get(key, 1)
-            if entry.fields is None:
-                # Deleted while pending: nothing is left to keep.
-                self.acks.setdefault(entry.stream, []).append(entry.id)
-                self.ack_count += 1
-                self.first_ack_at = self.first_ack_at or self.now
-            elif deliveries > limit:
-                reason = f"delivered {deliveries} times, more than max_deliveries={limit}"
-                error = self.errors.pop(key, None)
-                self.dead.append(
-                    _Dead(entry.stream, entry.id, entry.fields, reason, deliveries, error)
-                )
+            deliveries = 1 if counted is None else counted.get(key, 1)
+            verdict = admit(entry, deliveries, limit, loads, errors.get(key) if errors else None)
+            if type(verdict) is Delivery:
+                buffer.append(verdict)
+            elif verdict is None:
+                ledger.owe_ack(entry.stream, entry.id, self.now)  # deleted while pending
             else:
-                decoded = decode_entry(entry, deliveries, self.config.loads)
-                if isinstance(decoded, Undecodable):
-                    self.dead.append(
-                        _Dead(
-                            entry.stream, entry.id, entry.fields, decoded.reason, deliveries, None
-                        )
-                    )
-                else:
-                    buffer.append(decoded)
-        self.held_version += 1
+                self.dead.append(verdict)  # type: ignore[arg-type]
+        ledger.version += 1
 
     def _bury(self, *, retry: bool = True) -> Flow[None]:
         """Move dead letters to their dead-letter streams, acked in the same MULTI."""
-        by_stream: dict[str, list[_Dead]] = {}
-        for dead in self.dead:
-            by_stream.setdefault(dead.stream, []).append(dead)
-        for stream, deads in by_stream.items():
-            commands: list[Command[Any]] = [
-                XAdd(dead_letter_stream(stream), self._record(d)) for d in deads
-            ]
-            commands.append(XAck(stream, self.config.group, tuple(d.id for d in deads)))
-            pipe = Pipeline(tuple(commands), transaction=True)
+        cfg = self.config
+        for batch, entries in burials(self.dead, cfg.group, cfg.consumer):
             if retry:
-                yield from self._call(pipe)
+                yield from self._call(batch)
             else:
-                resume = yield pipe
-                pipe.parse_reply(resume.reply)
-            for d in deads:
+                resume = yield batch
+                batch.parse_reply(resume.reply)
+            for dead in entries:
                 logger.warning(
                     "entry %s of %s dead-lettered to %s: %s",
-                    d.id,
-                    stream,
-                    dead_letter_stream(stream),
-                    d.reason,
+                    dead.id,
+                    dead.stream,
+                    dead_letter_stream(dead.stream),
+                    dead.reason,
                 )
-                self._unhold((stream, d.id))
-                self.errors.pop((stream, d.id), None)
-            self.stats.dead_lettered += len(deads)
+                self.ledger.release((dead.stream, dead.id))
+            self.stats.dead_lettered += len(entries)
         self.dead.clear()
 
-    def _record(self, dead: _Dead) -> tuple[tuple[bytes, bytes], ...]:
-        record = [
-            (b"reason", dead.reason.encode()),
-            (b"source_stream", dead.stream.encode()),
-            (b"source_id", dead.id.encode()),
-            (b"group", self.config.group.encode()),
-            (b"consumer", self.config.consumer.encode()),
-            (b"deliveries", str(dead.deliveries).encode()),
-        ]
-        if dead.error is not None:
-            record.append((b"error", dead.error.encode("utf-8", "replace")))
-        for name, value in dead.fields:
-            # Our own payload stays under `data` so it can be replayed as is.
-            record.append((name if name == FIELD else b"field:" + name, value))
-        return tuple(record)
-
     def _group_missing(self, stream: str) -> Flow[None]:
-        policy = self.config.on_missing_group
-        if policy is GroupPolicy.FAIL:
-            raise GroupMissingError(
-                f"consumer group {self.config.group!r} of stream {stream!r} vanished"
-            )
-        logger.warning(
-            "consumer group %s of stream %s vanished; recreating it from %s",
-            self.config.group,
-            stream,
-            "the start of the stream" if policy is GroupPolicy.RECREATE_FROM_START else "its end",
-        )
-        yield from self._call(XGroupCreate(stream, self.config.group, policy.value))
-        self.streams[stream] = _Stream()
+        yield from recover(self._call, stream, self.config.group, self.config.on_missing_group)
+        self.plan.add(stream)
         self.stats.groups_recreated += 1
-
-    def _remove_stale_consumers(self) -> Flow[None]:
-        cfg = self.config
-        self.next_stale_check_at = self.now + cfg.stale_check_interval
-        for stream in list(self.streams):
-            gone = yield from self._best_effort(
-                call(
-                    DELETE_STALE_CONSUMERS,
-                    (stream,),
-                    (cfg.group, cfg.consumer, cfg.stale_consumer_ms or 0),
-                )
-            )
-            if gone:
-                self.stats.stale_consumers_removed += len(gone)
-                logger.info(
-                    "removed %d stale consumers of group %s on %s (idle, nothing pending)",
-                    len(gone),
-                    cfg.group,
-                    stream,
-                )
 
     # -- acks -------------------------------------------------------------
 
     def _ack_due(self) -> bool:
-        if self.first_ack_at is None:
-            return False
-        return (
-            self.ack_count >= self.config.prefetch
-            or self.now - self.first_ack_at >= self.config.ack_interval
-        )
-
-    def _ack_commands(self) -> list[Command[Any]]:
-        return [
-            XAck(stream, self.config.group, tuple(ids)) for stream, ids in self.acks.items() if ids
-        ]
+        return self.ledger.ack_due(self.now, self.config.prefetch, self.config.ack_interval)
 
     def _acked(self) -> None:
-        for stream, ids in self.acks.items():
-            self.stats.acked += len(ids)
-            for entry_id in ids:
-                self._unhold((stream, entry_id))
-        self.acks.clear()
-        self.ack_count = 0
-        self.first_ack_at = None
-
-
-def _id_order(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return (int(ms), int(seq or 0))
+        self.stats.acked += self.ledger.acked()

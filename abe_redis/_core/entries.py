@@ -6,18 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorReply:
-    """An error reply from Redis, passed to the core as a value, not raised."""
-
-    message: str
-
-    @property
-    def code(self) -> str:
-        """The first word of the message, such as ``BUSYGROUP`` or ``NOGROUP``."""
-        return self.message.split(" ", 1)[0]
-
-
 @dataclass(slots=True)
 class StreamEntry:
     """One entry of a stream as Redis returned it; ``fields`` is None when deleted."""

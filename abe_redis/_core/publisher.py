@@ -26,12 +26,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..errors import TransportError, ValidationError
-from .codec import MAX_PAYLOAD_BYTES, encode_payload, hash_tag, is_internal, validate_key
-from .commands import Arg, Command, Eval, EvalSha, NoScript, Pipeline, SAdd, XAdd, text
-from .policy import Backoff, fails_at_start
+from ..errors import AbeRedisError, TransportError, ValidationError
+from .codec import MAX_PAYLOAD_BYTES, encode_payload
+from .commands import Arg, Command, Eval, EvalSha, NoScript, SAdd, XAdd
+from .keys import is_internal, validate_key
+from .replies import text
+from .retry import Backoff, fails_at_start, retrying
 from .scripts import IDEMPOTENT_XADD
-from .steps import Flow, Sleep, once
+from .slots import slot_tag
+from .steps import Batch, Flow, once
 from .trimming import safe_trim
 
 logger = logging.getLogger("abe_redis")
@@ -47,7 +50,7 @@ MAX_IDEMPOTENCY_KEY = 256
 
 def idempotency_marker(stream: str, idempotency_key: str) -> str:
     """The key remembering an idempotency key; same cluster slot as ``stream``."""
-    return f"abe_redis:idem:{{{hash_tag(stream)}}}:{idempotency_key}"
+    return f"abe_redis:idem:{{{slot_tag(stream)}}}:{idempotency_key}"
 
 
 @dataclass(slots=True)
@@ -115,7 +118,8 @@ class Publisher:
         The fast path of :meth:`write`, for the common case: a stream
         registered recently, no idempotency key, no trim due, no outage in
         progress. None means: run :meth:`write`; so does a transport error
-        on the XADD (the flow retries within the budget).
+        on the XADD (the flow retries within the budget). Call
+        :meth:`fast_written` once the XADD succeeded.
         """
         fields, idem = item
         if idem is not None:
@@ -123,11 +127,13 @@ class Publisher:
         probe, register = self._plan(key, now)
         if probe or register or not self.connected or self.backoff.attempts:
             return None
-        count = self.since_trim.get(key, 0) + 1
-        if self._trim_due(key, count, now):
+        if self._trim_due(key, self.since_trim.get(key, 0) + 1, now):
             return None
-        self.since_trim[key] = count
         return XAdd(key, fields, self.maxlen)
+
+    def fast_written(self, key: str) -> None:
+        """Count a :meth:`fast_xadd` that was written (toward the next trim)."""
+        self.since_trim[key] = self.since_trim.get(key, 0) + 1
 
     def _item(self, payload: Mapping[str, Any], idempotency_key: str | None) -> Item:
         return (
@@ -199,7 +205,7 @@ class Publisher:
                 args, keys = self._script_args(key, fields, idem)
                 commands.append(EvalSha(IDEMPOTENT_XADD.sha, keys, args))
         # A lone command goes bare: the sequential publish path pays no pipeline.
-        step: Command[Any] = commands[0] if len(commands) == 1 else Pipeline(tuple(commands))
+        step: Command[Any] | Batch = commands[0] if len(commands) == 1 else Batch(tuple(commands))
         resume = yield step
         parsed = step.parse_reply(resume.reply)
         replies = [parsed] if len(commands) == 1 else list(parsed[1 if register else 0 :])
@@ -247,21 +253,22 @@ class Publisher:
     def _with_retries(self, make: Callable[[], Flow[T]], now: float) -> Flow[T]:
         """Run ``make()``; after a transport error, a fresh attempt (within budget)."""
         started = now
-        while True:
-            try:
-                entry_id = yield from make()
-            except TransportError as exc:
-                if not self.connected and fails_at_start(exc):
-                    raise
-                delay = self.backoff.failure(exc, now)
-                if now + delay - started > self.retry_budget:
-                    raise
-                resume = yield Sleep(delay)
-                now = resume.now
-                continue
-            self.connected = True
-            self.backoff.success(now)
-            return entry_id
+        clock = [now]
+
+        def fatal(exc: TransportError) -> bool:
+            return not self.connected and fails_at_start(exc)
+
+        def over_budget(delay: float) -> bool:
+            return clock[0] + delay - started > self.retry_budget
+
+        def tick(now: float) -> None:
+            clock[0] = now
+
+        value = yield from retrying(
+            make, self.backoff, lambda: clock[0], fatal=fatal, over_budget=over_budget, tick=tick
+        )
+        self.connected = True
+        return value
 
     def _trim_due(self, key: str, count: int, now: float) -> bool:
         """Whether the ``count``-th publish since the last trim of ``key`` trims."""
@@ -278,7 +285,9 @@ class Publisher:
         self.last_trim[key] = now
         try:
             removed = yield from safe_trim(key, self.ungrouped_maxlen)
-        except TransportError as exc:
+        except AbeRedisError as exc:
+            # The entry is written: a failed trim must not make the publish
+            # raise (a caller retrying it would write a duplicate).
             logger.debug("trimming %s skipped: %s", key, exc)
             return
         if removed:

@@ -1,24 +1,87 @@
-"""What a flow yields besides commands, and what a driver sends back.
+"""What flows yield, and what a driver sends back.
 
-A flow is a generator. It yields a :class:`~abe_redis._core.commands.Command`
-(the driver runs it and sends back ``Resume(raw_reply, now)``), a
-:class:`Sleep` (the driver waits, then sends ``Resume(None, now)``) or, for
-consumers, a :class:`~abe_redis._core.entries.Delivery` (the driver hands the
-payload to the application and sends ``Resume(None, now)`` when the
-application asks for the next one). Transport errors are thrown into the
-flow at the yield point, which decides whether to retry.
+A flow is a generator. It yields one step at a time:
+
+* a :class:`~abe_redis._core.commands.Command`, a :class:`Batch` or a
+  :class:`Race`: a round trip. The driver runs it and sends back
+  ``Resume(raw_reply, now)``;
+* :class:`Sleep`: the driver waits, then sends ``Resume(None, now)``;
+* for consumers, a :class:`~abe_redis._core.entries.Delivery`: the driver
+  hands the payload to the application and sends ``Resume(None, now)`` when
+  the application asks for the next one.
+
+Transport errors are thrown into the flow at the yield point, which decides
+whether to retry. A round trip cut short by cancellation is answered with
+:class:`Interrupted` thrown in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from ..errors import RemoteProtocolError
 from .commands import Command
 from .entries import Delivery
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Several commands sent in one round trip; the raw reply has one reply per command.
+
+    Without ``transaction`` each command stands alone (a router may send
+    each to its own node); with it they run inside MULTI/EXEC, so they must
+    share one cluster slot.
+    """
+
+    commands: tuple[Command[Any], ...]
+    transaction: bool = False
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Every key the batch touches, in order, without repeats."""
+        return tuple(dict.fromkeys(k for cmd in self.commands for k in cmd.keys))
+
+    def parse_reply(self, raw: Any) -> tuple[Any, ...]:
+        """Each command's value; the first error reply a command does not act on raises."""
+        if not isinstance(raw, Sequence) or len(raw) != len(self.commands):
+            raise RemoteProtocolError("batch reply does not match its commands")
+        return tuple(cmd.parse_reply(r) for cmd, r in zip(self.commands, raw, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class NotRun:
+    """Placeholder reply of a :class:`Race` member that was called off."""
+
+
+NOT_RUN = NotRun()
+
+
+@dataclass(frozen=True, slots=True)
+class Race:
+    """Blocking reads run at once, each on a connection of its own, until one
+    brings something (or all of them time out).
+
+    Used to wait on several streams without one command touching several
+    keys. The raw reply holds each member's reply, or :data:`NOT_RUN` for
+    those called off once one had answered. A member called off mid-read
+    may still have been served by Redis, so the caller re-reads its own
+    pending entries of those streams.
+    """
+
+    commands: tuple[Command[Any], ...]
+
+    def parse_reply(self, raw: Any) -> tuple[Any, ...]:
+        """Each member's value, or :data:`NOT_RUN`."""
+        if not isinstance(raw, Sequence) or len(raw) != len(self.commands):
+            raise RemoteProtocolError("race reply does not match its commands")
+        return tuple(
+            NOT_RUN if r is NOT_RUN else cmd.parse_reply(r)
+            for cmd, r in zip(self.commands, raw, strict=True)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,20 +100,16 @@ class Resume:
 
 
 class Interrupted(Exception):
-    """Thrown into a flow when the command it yielded was cancelled mid-flight.
+    """Thrown into a flow when the round trip it yielded was cancelled mid-flight.
 
     Redis may or may not have run it; the flow decides how to recover.
     """
 
 
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """A driver's note that a flow returned, with its value."""
+RoundTrip = Command[Any] | Batch | Race
+"""What an executor runs."""
 
-    value: Any
-
-
-Step = Command[Any] | Sleep | Delivery
+Step = RoundTrip | Sleep | Delivery
 Flow = Generator[Step, Resume, T]
 
 
@@ -58,3 +117,9 @@ def once(cmd: Command[T]) -> Flow[T]:
     """The flow of a single command."""
     resume = yield cmd
     return cmd.parse_reply(resume.reply)
+
+
+def run_batch(batch: Batch) -> Flow[tuple[Any, ...]]:
+    """The flow of a single batch: each command's value."""
+    resume = yield batch
+    return batch.parse_reply(resume.reply)

@@ -4,8 +4,8 @@ The floor of a stream is the smallest, over its groups, of the group's
 oldest pending id, or its last-delivered id when nothing is pending. Every
 entry below the floor was delivered to every group and acknowledged, so
 ``XTRIM MINID ~ floor`` loses nothing. The floor only moves forward while
-the trim is computed (acks and deliveries advance it), so the three round
-trips need no transaction. Streams no group reads yet are capped at
+the trim is computed (acks and deliveries advance it), so the round trips
+need no transaction. Streams no group reads yet are capped at
 ``ungrouped_maxlen`` entries (None: never).
 """
 
@@ -13,14 +13,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .commands import Pipeline, XInfoGroups, XPendingSummary, XTrimMaxLen, XTrimMinId
+from .commands import Exists, XInfoGroups, XPendingSummary, XTrimMaxLen, XTrimMinId
 from .entries import GroupInfo, PendingSummary
-from .steps import Flow
+from .ids import id_order
+from .steps import Batch, Flow, once, run_batch
 
 
-def _order(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return (int(ms), int(seq or 0))
+def group_infos(stream: str) -> Flow[tuple[GroupInfo, ...]]:
+    """Flow: the groups of ``stream``; none when the stream does not exist.
+
+    XINFO GROUPS fails on a missing key, so EXISTS asks first, in the same
+    transaction: whether the stream exists is a value, not an error text.
+    """
+    exists, info = Exists(stream), XInfoGroups(stream)
+    resume = yield Batch((exists, info), transaction=True)
+    raw = resume.reply
+    if not exists.parse_reply(raw[0]):
+        return ()
+    return info.parse_reply(raw[1])
 
 
 def trim_floor(groups: Sequence[GroupInfo], pending: Sequence[PendingSummary]) -> str | None:
@@ -31,26 +41,19 @@ def trim_floor(groups: Sequence[GroupInfo], pending: Sequence[PendingSummary]) -
     ]
     if not marks:
         return None
-    floor = min(marks, key=_order)
-    return None if _order(floor) == (0, 0) else floor
+    floor = min(marks, key=id_order)
+    return None if id_order(floor) == (0, 0) else floor
 
 
 def safe_trim(stream: str, ungrouped_maxlen: int | None) -> Flow[int]:
     """Flow: trim ``stream`` as far as is safe; returns how many entries went."""
-    info = XInfoGroups(stream)
-    resume = yield info
-    groups = info.parse_reply(resume.reply)
+    groups = yield from group_infos(stream)
     if not groups:
         if ungrouped_maxlen is None:
             return 0
-        cap = XTrimMaxLen(stream, ungrouped_maxlen)
-        resume = yield cap
-        return cap.parse_reply(resume.reply)
-    summaries = Pipeline(tuple(XPendingSummary(stream, g.name) for g in groups))
-    resume = yield summaries
-    floor = trim_floor(groups, summaries.parse_reply(resume.reply))
+        return (yield from once(XTrimMaxLen(stream, ungrouped_maxlen)))
+    summaries = yield from run_batch(Batch(tuple(XPendingSummary(stream, g.name) for g in groups)))
+    floor = trim_floor(groups, summaries)
     if floor is None:
         return 0
-    trim = XTrimMinId(stream, floor)
-    resume = yield trim
-    return trim.parse_reply(resume.reply)
+    return (yield from once(XTrimMinId(stream, floor)))

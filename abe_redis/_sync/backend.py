@@ -1,11 +1,11 @@
 """``SyncRedisQueue``: the same backend for scripts and threads.
 
-An anyio portal runs an asyncio loop in one background thread; consuming
-and the admin methods hand the async facade's coroutines to it and block
-until done. Publishing skips that hop: the same core flows run in the
-calling thread on the blocking client, and concurrent threads share round
-trips (:class:`ThreadCoalescer`). The caller's thread never runs an event
-loop, and any number of threads may share one queue.
+An anyio portal runs an asyncio loop in one background thread; every
+blocking method hands the async facade's own coroutine to it and waits
+(:mod:`.portal`). Publishing included: publishes from many threads meet in
+the async facade's coalescer and share round trips, as tasks do. The
+caller's thread never runs an event loop, and any number of threads may
+share one queue.
 """
 
 from __future__ import annotations
@@ -23,18 +23,22 @@ from types import FrameType, TracebackType
 from typing import Any, Generic, TypeVar
 
 import anyio
-from anyio.from_thread import BlockingPortal, BlockingPortalProvider
 
 from .._async.backend import RedisMessageQueueBackend
-from .._async.consumer import AsyncDeliveries, AsyncDelivery, DeliveryView, _Consumer
-from .._async.driver import run_flow_blocking
-from .._async.transport import Transport
+from .._async.consumer import (
+    AsyncDeliveries,
+    AsyncDelivery,
+    DeliveryView,
+    _Consumer,
+    error_text,
+    thrown,
+)
 from .._core.consumer import ConsumerStats
 from .._core.deadletters import ReplayResult
 from .._core.entries import DeadLetter, Delivery, GroupInfo, PendingEntry, PendingSummary
 from ..config import Settings
-from ..errors import BackendClosed, TransportError
-from .pipelining import ThreadCoalescer
+from ..errors import BackendClosed
+from .portal import Portal
 
 T = TypeVar("T")
 C = TypeVar("C", bound=_Consumer)
@@ -44,7 +48,7 @@ logger = logging.getLogger("abe_redis")
 class _SyncIterator(Generic[C]):
     """Blocking face of one async consumer; :meth:`stop` is thread- and signal-safe."""
 
-    def __init__(self, portal: BlockingPortal, consumer: C) -> None:
+    def __init__(self, portal: Portal, consumer: C) -> None:
         self._portal = portal
         self._consumer = consumer
         self._stopping = threading.Event()
@@ -70,8 +74,8 @@ class _SyncIterator(Generic[C]):
         waiting = self._waiting
         if waiting is not None:
             # Non-blocking hand-off to the loop thread: fine in a signal handler.
-            with contextlib.suppress(RuntimeError):  # the portal is already gone
-                self._portal.start_task_soon(_cancel, waiting)
+            with contextlib.suppress(RuntimeError):  # the loop is already gone
+                self._portal.call_soon(waiting.cancel)
 
     async def _batch_or_stop(self, limit: int) -> list[Delivery] | None:
         with anyio.CancelScope() as scope:
@@ -98,22 +102,22 @@ class _SyncIterator(Generic[C]):
         return batch
 
 
-async def _cancel(scope: anyio.CancelScope) -> None:
-    scope.cancel()
-
-
 class SyncConsumer(_SyncIterator[AsyncDeliveries]):
     """Blocking iterator of payloads; see :class:`~abe_redis.AsyncConsumer` for acks.
 
     Asking for the next payload marks the previous one processed, as in the
-    async facade. Deliveries already fetched come over from the portal
-    thread in one hop, so iterating costs no thread hop per message; use a
-    consumer from one thread at a time. Use it in a ``with`` block (or call
+    async facade. It also behaves like a generator: ``send(None)`` is
+    ``next()``, ``throw(exc)`` reports that the payload just handed out
+    failed (retried after a backoff, or dead-lettered with the error after
+    ``max_deliveries``) and returns the next payload, and :meth:`close`
+    closes it. Deliveries already fetched come over from the portal thread
+    in one hop, so iterating costs no thread hop per message; use a consumer
+    from one thread at a time. Use it in a ``with`` block (or call
     :meth:`close`) so what you processed is acknowledged and everything else
     is released at once.
     """
 
-    def __init__(self, portal: BlockingPortal, consumer: AsyncDeliveries) -> None:
+    def __init__(self, portal: Portal, consumer: AsyncDeliveries) -> None:
         super().__init__(portal, consumer)
         self._fetched: collections.deque[Delivery] = collections.deque()
         self._last: Delivery | None = None
@@ -144,6 +148,33 @@ class SyncConsumer(_SyncIterator[AsyncDeliveries]):
         self._last = self._fetched.popleft()
         return self._last
 
+    def send(self, value: None) -> dict[str, Any]:
+        """The next payload, as ``next()`` (the value sent is ignored)."""
+        return self.__next__()
+
+    def throw(self, typ: Any, val: Any = None, tb: TracebackType | None = None) -> dict[str, Any]:
+        """Report that the payload in hand failed with this exception; the next payload.
+
+        See :meth:`AsyncConsumer.athrow <abe_redis.AsyncConsumer.athrow>`.
+
+        Raises:
+            the exception itself: nothing is in hand, or it is not an
+                ``Exception`` (the consumer is then closed without
+                acknowledging the payload in hand).
+        """
+        exc = thrown(typ, val)
+        if not isinstance(exc, Exception):
+            self.close(processed=False)
+            raise exc
+        last = self._last
+        if last is None or self._consumer.closed:
+            raise exc
+        self._last = None
+        text = error_text(exc)
+        logger.warning("handler failed on %s of %s: %s", last.id, last.stream, text)
+        self._consumer._core.nack(last.key, time.monotonic(), error=text)
+        return self.__next__()
+
     def close(self, *, processed: bool = True) -> None:
         """Stop consuming; ack what was processed (the last payload too when
         ``processed``) and release the rest."""
@@ -171,7 +202,7 @@ class SyncDelivery(DeliveryView):
 
     __slots__ = ("_inner", "_portal")
 
-    def __init__(self, portal: BlockingPortal, inner: AsyncDelivery) -> None:
+    def __init__(self, portal: Portal, inner: AsyncDelivery) -> None:
         self._portal = portal
         self._inner = inner
 
@@ -228,32 +259,22 @@ class SyncRedisQueue:
 
     Args:
         settings: how to connect and consume; defaults to :class:`Settings()`.
-        transport_factory: builds the transport inside the portal's loop
-            (tests use it for fakeredis); default: redis.asyncio.
     """
 
-    def __init__(
-        self,
-        settings: Settings | None = None,
-        *,
-        transport_factory: Callable[[Settings], Transport] | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings if settings is not None else Settings()
-        self._provider = BlockingPortalProvider(backend="asyncio")
-        self._portal = self._provider.__enter__()
+        self._portal = Portal()
         self._closed = False
         self._consumers: weakref.WeakSet[SyncConsumer] = weakref.WeakSet()
-        self._coalescer: ThreadCoalescer | None = None
-
-        def make() -> RedisMessageQueueBackend:
-            transport = transport_factory(self.settings) if transport_factory else None
-            return RedisMessageQueueBackend(self.settings, transport=transport)
-
-        self._backend = self._portal.call(make)
+        self._backend = self._portal.run_sync(RedisMessageQueueBackend, self.settings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SyncRedisQueue:
-        """Create a queue from ``REDIS_*`` environment variables; connects lazily."""
+        """Create a queue from ``REDIS_*`` environment variables; connects lazily.
+
+        Raises:
+            ConfigError: a variable is invalid; the message names it.
+        """
         return cls(Settings.from_env(environ))
 
     def __repr__(self) -> str:
@@ -263,15 +284,21 @@ class SyncRedisQueue:
         """Run a coroutine function of the backend in the portal and wait for it."""
         if self._closed:
             raise BackendClosed("this queue was closed")
-        return self._portal.call(functools.partial(func, *args, **kwargs))
+        if kwargs:
+            return self._portal.call(functools.partial(func, *args, **kwargs))
+        return self._portal.call(func, *args)
 
     def _call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a plain function of the backend in the portal's thread."""
         if self._closed:
             raise BackendClosed("this queue was closed")
-        return self._portal.call(functools.partial(func, *args, **kwargs))
+        return self._portal.run_sync(functools.partial(func, *args, **kwargs))
 
-    def publish(
+    def publish(self, key: str, payload: dict[str, Any]) -> None:
+        """Append ``payload`` to the stream ``key`` (see :meth:`publish_entry`)."""
+        self._await(self._backend.publish, key, payload)
+
+    def publish_entry(
         self, key: str, payload: Mapping[str, Any], *, idempotency_key: str | None = None
     ) -> str:
         """Append ``payload`` to stream ``key``; return the entry id.
@@ -279,32 +306,15 @@ class SyncRedisQueue:
         See :meth:`RedisMessageQueueBackend.publish_entry` for idempotency
         keys and errors.
         """
-        coalescer = self._publishing()
-        publisher, now = self._backend._publisher, time.monotonic()
-        stream, item = publisher.checked(key, payload, idempotency_key)
-        fast = publisher.fast_xadd(stream, item, now)
-        if fast is not None:
-            try:
-                return fast.parse_reply(coalescer.execute(fast))
-            except TransportError:
-                pass  # the flow below retries it within the budget
-        return run_flow_blocking(publisher.write(stream, item, now), coalescer.execute)
+        if idempotency_key is None:
+            return self._await(self._backend.publish_entry, key, payload)
+        return self._await(
+            self._backend.publish_entry, key, payload, idempotency_key=idempotency_key
+        )
 
     def publish_many(self, key: str, payloads: Sequence[Mapping[str, Any]]) -> list[str]:
         """Append many payloads to stream ``key`` in pipelined chunks; return their ids."""
-        flow = self._backend._publisher.publish_many(key, payloads, time.monotonic())
-        return run_flow_blocking(flow, self._publishing().execute)
-
-    def _publishing(self) -> ThreadCoalescer:
-        # Publishing runs in the calling thread (no hop to the portal), on the
-        # transport's blocking client; concurrent threads share round trips.
-        if self._closed:
-            raise BackendClosed("this queue was closed")
-        coalescer = self._coalescer
-        if coalescer is None:
-            transport = self._call(self._backend._open)
-            coalescer = self._coalescer = ThreadCoalescer(transport.execute_blocking)
-        return coalescer
+        return self._await(self._backend.publish_many, key, payloads)
 
     def consume(self, *, group: str | None = None) -> SyncConsumer:
         """Blocking iterator of payloads for ``group`` (default: the configured group)."""
@@ -423,7 +433,7 @@ class SyncRedisQueue:
                 consumer.close(processed=False)
             self._portal.call(self._backend.aclose)
         finally:
-            self._provider.__exit__(None, None, None)
+            self._portal.close()
 
     def __enter__(self) -> SyncRedisQueue:
         return self

@@ -11,10 +11,9 @@ from abe_redis._core.codec import (
     Undecodable,
     decode_entry,
     encode_payload,
-    is_internal,
-    validate_key,
 )
 from abe_redis._core.entries import Delivery, StreamEntry
+from abe_redis._core.keys import is_internal, validate_key
 from abe_redis.errors import PayloadError, StreamKeyError
 
 

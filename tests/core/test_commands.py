@@ -3,10 +3,7 @@ from __future__ import annotations
 import pytest
 
 from abe_redis._core.commands import (
-    NOT_RUN,
-    AnyOf,
     GroupMissing,
-    Pipeline,
     SAdd,
     SMembers,
     XAck,
@@ -25,18 +22,18 @@ from abe_redis._core.commands import (
     XReadGroup,
     XTrimMaxLen,
     XTrimMinId,
-    integer,
 )
 from abe_redis._core.entries import (
     ClaimPage,
     ConsumerInfo,
     ConsumerPending,
-    ErrorReply,
     GroupInfo,
     PendingEntry,
     PendingSummary,
     StreamEntry,
 )
+from abe_redis._core.replies import ErrorReply, integer
+from abe_redis._core.steps import NOT_RUN, Batch, Race
 from abe_redis.errors import CommandError, RemoteProtocolError
 
 READ = XReadGroup("g", "c", "s", ">", 10)
@@ -201,19 +198,19 @@ def test_xinfo_groups_resp2_resp3_and_missing_stream() -> None:
     assert XInfoGroups("s").parse_reply([row]) == expected
     as_map = {row[i]: row[i + 1] for i in range(0, len(row), 2)}
     assert XInfoGroups("s").parse_reply([as_map]) == expected
-    assert XInfoGroups("s").parse_reply(ErrorReply("ERR no such key")) == ()
+    with pytest.raises(CommandError, match="no such key"):
+        XInfoGroups("s").parse_reply(ErrorReply("ERR no such key"))
     with pytest.raises(RemoteProtocolError):
         XInfoGroups("s").parse_reply([[b"name", b"g"]])
 
 
-def test_pipeline_and_anyof_parse_each_member() -> None:
-    pipe = Pipeline((SAdd("r", "s"), XAdd("s", ((b"data", b"{}"),))))
+def test_batch_and_race_parse_each_member() -> None:
+    pipe = Batch((SAdd("r", "s"), XAdd("s", ((b"data", b"{}"),))))
     assert pipe.parse_reply([1, b"1-0"]) == (1, "1-0")
     with pytest.raises(RemoteProtocolError):
         pipe.parse_reply([1])
-    with pytest.raises(TypeError):
-        pipe.to_args()
-    any_of = AnyOf((READ, XReadGroup("g", "c", "t", ">", 10)))
+    assert pipe.keys == ("r", "s")
+    any_of = Race((READ, XReadGroup("g", "c", "t", ">", 10)))
     assert any_of.parse_reply([None, NOT_RUN]) == ((), NOT_RUN)
 
 

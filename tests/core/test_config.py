@@ -82,7 +82,7 @@ def test_programmatic_settings_are_validated_too() -> None:
         Settings(prefetch=0)
     with pytest.raises(ConfigError, match="REDIS_CONSUMER_GROUP"):
         Settings(consumer_group=" ")
-    with pytest.raises(ConfigError, match="protocol"):
+    with pytest.raises(ConfigError, match="REDIS_PROTOCOL"):
         Settings(protocol=4)
     with pytest.raises(ConfigError, match="REDIS_STREAMS"):
         Settings(streams=())

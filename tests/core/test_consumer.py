@@ -6,10 +6,7 @@ from typing import Any
 import pytest
 
 from abe_redis._core.commands import (
-    NOT_RUN,
-    AnyOf,
     EvalSha,
-    Pipeline,
     SMembers,
     XAck,
     XAdd,
@@ -26,10 +23,11 @@ from abe_redis._core.consumer import (
     ConsumerCore,
     ConsumerState,
 )
-from abe_redis._core.entries import Delivery, ErrorReply
+from abe_redis._core.entries import Delivery
 from abe_redis._core.policy import GroupPolicy, RedeliveryPolicy
+from abe_redis._core.replies import ErrorReply
 from abe_redis._core.scripts import DELETE_STALE_CONSUMERS
-from abe_redis._core.steps import Interrupted, Sleep
+from abe_redis._core.steps import NOT_RUN, Batch, Interrupted, Race, Sleep
 from abe_redis.errors import (
     CommandError,
     ConnectError,
@@ -55,9 +53,9 @@ def new(stream: str = "s", block: int | None = None) -> XReadGroup:
     return XReadGroup("g", "c", stream, ">", 10, block)
 
 
-def blocked(*acks: XAck) -> Pipeline:
+def blocked(*acks: XAck) -> Batch:
     """The blocking read of stream s, with pending acks in front of it."""
-    return Pipeline((*acks, new(block=1000)))
+    return Batch((*acks, new(block=1000)))
 
 
 def claim(stream: str = "s", start: str = "0-0") -> XAutoClaim:
@@ -77,7 +75,7 @@ def started(
     player = Player(core.run())
     assert player.step == SMembers("reg")
     player.reply(streams if streams is not None else [b"s"])
-    assert isinstance(player.step, Pipeline)
+    assert isinstance(player.step, Batch)
     player.reply([b"OK"] * len(player.step.commands))
     return core, player
 
@@ -93,7 +91,7 @@ def test_start_creates_groups_from_zero_and_skips_probe_streams() -> None:
     core = ConsumerCore(CFG)
     player = Player(core.run())
     player.reply([b"s", b"_health_check", b"t"])
-    assert player.step == Pipeline((XGroupCreate("s", "g", "0"), XGroupCreate("t", "g", "0")))
+    assert player.step == Batch((XGroupCreate("s", "g", "0"), XGroupCreate("t", "g", "0")))
     player.reply([b"OK", ErrorReply("BUSYGROUP Consumer Group name already exists")])
     assert core.state is ConsumerState.RUNNING
     assert set(core.streams) == {"s", "t"}
@@ -101,7 +99,7 @@ def test_start_creates_groups_from_zero_and_skips_probe_streams() -> None:
 
 def test_first_read_is_of_our_own_pending_entries_then_blocks_for_new() -> None:
     _, player = started()
-    assert player.step == Pipeline((history(), claim()))
+    assert player.step == Batch((history(), claim()))
     player.reply([[[b"s", []]], EMPTY_CLAIM])
     assert player.step == blocked()
     player.reply([[[b"s", [entry("1-0", b'{"n":1}')]]]])
@@ -111,7 +109,7 @@ def test_first_read_is_of_our_own_pending_entries_then_blocks_for_new() -> None:
 def test_re_read_entries_get_their_delivery_count_from_redis() -> None:
     _, player = started()
     player.reply([[[b"s", [entry("1-0", b'{"n":1}')]]], EMPTY_CLAIM])
-    assert player.step == Pipeline((XPendingRange("s", "g", "1-0", "1-0", 17, "c"),))
+    assert player.step == Batch((XPendingRange("s", "g", "1-0", "1-0", 17, "c"),))
     player.reply(counts(("1-0", 3)))
     assert player.step == Delivery("s", "1-0", {"n": 1}, 3)
 
@@ -120,16 +118,16 @@ def test_ack_only_after_the_host_asks_for_the_next_and_rides_with_the_read() -> 
     core, player = started()
     delivered(player, ("1-0", b'{"n":1}'), ("2-0", b'{"n":2}'))
     assert player.step == Delivery("s", "1-0", {"n": 1})
-    assert core.acks == {}
+    assert core.ledger.acks == {}
     player.reply()
     assert player.step == Delivery("s", "2-0", {"n": 2})
-    assert core.acks == {"s": ["1-0"]}
+    assert core.ledger.acks == {"s": ["1-0"]}
     player.reply()
     # Buffer empty, stream drained: the acks ride with the next (blocking) read.
     assert player.step == blocked(XAck("s", "g", ("1-0", "2-0")))
     player.reply([2, None])
-    assert core.acks == {}
-    assert core.held == set()
+    assert core.ledger.acks == {}
+    assert core.ledger.held == set()
     assert core.stats.acked == 2
 
 
@@ -139,7 +137,7 @@ def test_acks_are_flushed_on_their_own_when_they_wait_too_long() -> None:
     player.reply(advance=0.1)  # 1-0 done
     assert isinstance(player.step, Delivery)
     player.reply(advance=0.2)  # 2-0 done, first ack is 0.2 s old
-    assert player.step == Pipeline((XAck("s", "g", ("1-0", "2-0")),))
+    assert player.step == Batch((XAck("s", "g", ("1-0", "2-0")),))
     player.reply([2])
     assert player.step == Delivery("s", "3-0", {})
 
@@ -150,13 +148,13 @@ def test_buffered_deliveries_are_handed_out_without_resuming_the_flow() -> None:
     assert player.step == Delivery("s", "1-0", {})
     # The flow stays parked at 1-0; asking again settles it and hands out 2-0.
     assert core.hand_out_buffered(0.05) == Delivery("s", "2-0", {})
-    assert core.acks == {"s": ["1-0"]}
+    assert core.ledger.acks == {"s": ["1-0"]}
     assert core.hand_out_buffered(0.1) == Delivery("s", "3-0", {})
     # 0.2 s after the first ack, acks are due: the flow has to run.
     assert core.hand_out_buffered(0.25) is None
-    assert core.acks == {"s": ["1-0", "2-0", "3-0"]}
+    assert core.ledger.acks == {"s": ["1-0", "2-0", "3-0"]}
     player.reply(advance=0.25)  # the flow settles nothing twice
-    assert player.step == Pipeline((XAck("s", "g", ("1-0", "2-0", "3-0")),))
+    assert player.step == Batch((XAck("s", "g", ("1-0", "2-0", "3-0")),))
     player.reply([3])
     assert player.step == Delivery("s", "4-0", {})
     assert core.stats.delivered == 4
@@ -169,7 +167,7 @@ def test_buffered_hand_out_needs_a_running_consumer_and_a_full_buffer() -> None:
     core, player = started()
     delivered(player, ("1-0", b"{}"))
     assert core.hand_out_buffered(0.0) is None  # buffer empty: the flow reads
-    assert core.acks == {"s": ["1-0"]}
+    assert core.ledger.acks == {"s": ["1-0"]}
     player.reply()
     assert player.step == blocked(XAck("s", "g", ("1-0",)))
 
@@ -184,9 +182,9 @@ def test_history_read_continues_until_a_short_page() -> None:
         player.reply()
     acks = XAck("s", "g", tuple(f"{i}-0" for i in range(1, 11)))
     # Ten acks reach the batch size as the buffer runs dry: they ride with the next read.
-    assert player.step == Pipeline((acks, XReadGroup("g", "c", "s", "10-0", 10)))
+    assert player.step == Batch((acks, XReadGroup("g", "c", "s", "10-0", 10)))
     player.reply([10, [[b"s", []]]])
-    assert core.streams["s"].history is False
+    assert core.plan.cursors["s"].history is False
     assert player.step == blocked()
 
 
@@ -197,7 +195,7 @@ def test_no_streams_yet_sleeps_then_looks_again() -> None:
     player.reply(advance=2.0)
     assert player.step == SMembers("reg")
     player.reply([b"s"])
-    assert player.step == Pipeline((XGroupCreate("s", "g", "0"),))
+    assert player.step == Batch((XGroupCreate("s", "g", "0"),))
 
 
 def test_streams_appearing_later_are_picked_up() -> None:
@@ -207,24 +205,24 @@ def test_streams_appearing_later_are_picked_up() -> None:
     player.reply([None], advance=2.5)
     assert player.step == SMembers("reg")
     player.reply([b"s", b"t"])
-    assert player.step == Pipeline((XGroupCreate("t", "g", "0"),))
+    assert player.step == Batch((XGroupCreate("t", "g", "0"),))
     player.reply([b"OK"])
-    assert player.step == Pipeline((new("s"), history("t")))
+    assert player.step == Batch((new("s"), history("t")))
     assert set(core.streams) == {"s", "t"}
 
 
 def test_several_streams_block_concurrently_and_reread_cancelled_ones() -> None:
     core, player = started([b"s", b"t"])
     player.reply([[[b"s", []]], [[b"t", []]], EMPTY_CLAIM, EMPTY_CLAIM])
-    assert player.step == AnyOf((new("s", 1000), new("t", 1000)))
+    assert player.step == Race((new("s", 1000), new("t", 1000)))
     player.reply([[[b"s", [entry("1-0", b"{}")]]], NOT_RUN])
     assert player.step == Delivery("s", "1-0", {})
-    assert core.streams["t"].history is True
+    assert core.plan.cursors["t"].history is True
 
 
 def test_one_command_never_names_two_streams() -> None:
     _, player = started([b"s", b"t"])
-    assert isinstance(player.step, Pipeline)
+    assert isinstance(player.step, Batch)
     for cmd in player.step.commands:
         assert cmd.to_args().count("STREAMS") <= 1
         if isinstance(cmd, XReadGroup):
@@ -244,11 +242,11 @@ def test_transport_error_later_backs_off_retries_and_rereads_pending() -> None:
     assert blocking == blocked()
     player.throw(ConnectError("connection reset"))
     assert isinstance(player.step, Sleep)
-    assert core.streams["s"].history is True
+    assert core.plan.cursors["s"].history is True
     player.reply(advance=0.1)
     assert player.step == blocking  # the same command, retried
     player.reply([None])
-    assert player.step == Pipeline((history(),))
+    assert player.step == Batch((history(),))
 
 
 def test_a_loading_server_is_retried_like_a_lost_connection() -> None:
@@ -262,11 +260,11 @@ def test_a_loading_server_is_retried_like_a_lost_connection() -> None:
     loading = ErrorReply("LOADING Redis is loading the dataset in memory")
     player.reply([loading, loading])
     assert isinstance(player.step, Sleep)
-    assert core.acks == {"s": ["1-0"]}  # still owed
+    assert core.ledger.acks == {"s": ["1-0"]}  # still owed
     player.reply(advance=player.step.seconds)
     assert player.step == retried
     player.reply([1, None])
-    assert core.acks == {}
+    assert core.ledger.acks == {}
     assert core.stats.acked == 1
 
 
@@ -323,7 +321,7 @@ def test_undecodable_entries_go_to_the_dead_letter_stream_atomically() -> None:
     core, player = started()
     delivered(player, ("9-0", b"{not json"), ("10-0", b"{}"))
     step = player.step
-    assert isinstance(step, Pipeline)
+    assert isinstance(step, Batch)
     assert step.transaction is True
     dlq, ack = step.commands
     assert isinstance(dlq, XAdd)
@@ -343,7 +341,7 @@ def test_foreign_fields_are_kept_under_a_prefix() -> None:
     _, player = started()
     player.reply([[[b"s", []]], EMPTY_CLAIM])
     player.reply([[[b"s", [[b"9-0", [b"payload", b"x"]]]]]])
-    assert isinstance(player.step, Pipeline)
+    assert isinstance(player.step, Batch)
     dlq = player.step.commands[0]
     assert isinstance(dlq, XAdd)
     assert dict(dlq.fields)[b"field:payload"] == b"x"
@@ -355,7 +353,7 @@ def test_entries_delivered_too_often_are_dead_lettered_not_delivered() -> None:
     player.reply([[[b"s", []]], page])
     player.reply(counts(("5-0", 6), ("6-0", 2)))
     step = player.step
-    assert isinstance(step, Pipeline)
+    assert isinstance(step, Batch)
     assert step.transaction
     record = dict(step.commands[0].fields)  # type: ignore[attr-defined]
     assert record[b"reason"] == b"delivered 6 times, more than max_deliveries=5"
@@ -371,9 +369,9 @@ def test_reclaimed_entries_are_delivered_and_not_duplicated() -> None:
     player.reply([[[b"s", []]], page])
     player.reply(counts(("5-0", 2)))
     assert player.step == Delivery("s", "5-0", {"n": 5}, 2)
-    assert core.streams["s"].claim_from == "7-0"
+    assert core.plan.cursors["s"].claim_from == "7-0"
     player.reply()
-    assert player.step == Pipeline((XAck("s", "g", ("5-0",)), new()))
+    assert player.step == Batch((XAck("s", "g", ("5-0",)), new()))
 
 
 def test_claims_run_on_their_interval() -> None:
@@ -385,7 +383,7 @@ def test_claims_run_on_their_interval() -> None:
     assert player.step == SMembers("reg")  # discovery is due too
     player.reply([b"s"])
     step = player.step
-    assert isinstance(step, Pipeline)
+    assert isinstance(step, Batch)
     assert isinstance(step.commands[-1], XAutoClaim)
 
 
@@ -394,10 +392,10 @@ def test_explicit_mode_does_not_ack_on_next() -> None:
     delivered(player, ("1-0", b"{}"), ("2-0", b"{}"))
     player.reply()
     assert player.step == Delivery("s", "2-0", {})
-    assert core.acks == {}
-    assert set(core.outstanding) == {("s", "1-0"), ("s", "2-0")}
+    assert core.ledger.acks == {}
+    assert set(core.ledger.outstanding) == {("s", "1-0"), ("s", "2-0")}
     core.ack(("s", "2-0"), now=0.0)
-    assert core.acks == {"s": ["2-0"]}
+    assert core.ledger.acks == {"s": ["2-0"]}
     with pytest.raises(LocalProtocolError, match="settled already"):
         core.ack(("s", "2-0"), now=0.0)
     with pytest.raises(LocalProtocolError, match="never delivered"):
@@ -412,15 +410,15 @@ def test_nack_retries_after_a_backoff_then_redelivers_with_the_count() -> None:
     assert 0.5 <= delay <= 1.0  # first failure: between half and all of retry_base
     player.reply()
     read = player.step
-    assert isinstance(read, Pipeline)  # the retry is not due: block until it is
+    assert isinstance(read, Batch)  # the retry is not due: block until it is
     last = read.commands[-1]
     assert isinstance(last, XReadGroup)
     assert last.block_ms is not None
     assert last.block_ms <= 1000
     player.reply([None], advance=1.0)
-    assert player.step == Pipeline((new(), XClaimEntries("s", "g", "c", ("1-0",))))
+    assert player.step == Batch((new(), XClaimEntries("s", "g", "c", ("1-0",))))
     player.reply([None, [entry("1-0", b'{"n":1}')]])
-    assert player.step == Pipeline((XPendingRange("s", "g", "1-0", "1-0", 17, "c"),))
+    assert player.step == Batch((XPendingRange("s", "g", "1-0", "1-0", 17, "c"),))
     player.reply(counts(("1-0", 2)))
     assert player.step == Delivery("s", "1-0", {"n": 1}, 2)
     assert core.stats.retried == 1
@@ -434,7 +432,7 @@ def test_failing_on_the_last_allowed_delivery_dead_letters_with_the_error() -> N
     assert core.nack(("s", "1-0"), now=0.0, error="ValueError: bad") is None
     player.reply()
     step = player.step
-    assert isinstance(step, Pipeline)
+    assert isinstance(step, Batch)
     record = dict(step.commands[0].fields)
     assert record[b"error"] == b"ValueError: bad"
     assert record[b"data"] == b'{"n":1}'
@@ -450,7 +448,7 @@ def test_stale_consumers_are_removed_by_an_atomic_script() -> None:
     assert player.step is not None
     assert player.step.to_args()[0] == "EVAL"
     player.reply([b"old-consumer"])
-    assert player.step == Pipeline((history(), claim()))
+    assert player.step == Batch((history(), claim()))
 
 
 def test_close_acks_processed_and_in_hand_and_releases_the_rest() -> None:
@@ -460,9 +458,9 @@ def test_close_acks_processed_and_in_hand_and_releases_the_rest() -> None:
     player.flow.close()
     closing = Player(core.close(processed=True))
     mine = XPendingRange("s", "g", count=10_000, consumer="c")
-    assert closing.step == Pipeline((XAck("s", "g", ("1-0", "2-0")), mine))
+    assert closing.step == Batch((XAck("s", "g", ("1-0", "2-0")), mine))
     closing.reply([2, [[b"3-0", b"c", 5, 1]]])
-    assert closing.step == Pipeline((XClaimIds("s", "g", "c", ("3-0",), 30_000),))
+    assert closing.step == Batch((XClaimIds("s", "g", "c", ("3-0",), 30_000),))
     closing.reply([[b"3-0"]])
     assert closing.done
     assert core.state is ConsumerState.CLOSED
@@ -473,9 +471,9 @@ def test_close_under_cancellation_releases_the_entry_in_hand() -> None:
     core, player = started()
     delivered(player, ("1-0", b"{}"))
     closing = Player(core.close(processed=False))
-    assert closing.step == Pipeline((XPendingRange("s", "g", count=10_000, consumer="c"),))
+    assert closing.step == Batch((XPendingRange("s", "g", count=10_000, consumer="c"),))
     closing.reply([[[b"1-0", b"c", 5, 1]]])
-    assert closing.step == Pipeline((XClaimIds("s", "g", "c", ("1-0",), 30_000),))
+    assert closing.step == Batch((XClaimIds("s", "g", "c", ("1-0",), 30_000),))
 
 
 def test_close_survives_a_transport_error() -> None:
@@ -518,4 +516,4 @@ def test_transition_table_is_enforced() -> None:
 def test_explicit_streams_skip_the_registry() -> None:
     cfg = dataclasses.replace(CFG, streams=("_probe", "x"))
     player: Player[Any] = Player(ConsumerCore(cfg).run())
-    assert player.step == Pipeline((XGroupCreate("_probe", "g", "0"), XGroupCreate("x", "g", "0")))
+    assert player.step == Batch((XGroupCreate("_probe", "g", "0"), XGroupCreate("x", "g", "0")))

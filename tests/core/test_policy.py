@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from abe_redis._core.policy import Backoff, Outage
+from abe_redis._core.retry import Backoff, Outage
 from abe_redis.errors import ConnectError
 
 DOWN = ConnectError("connection refused")

@@ -7,7 +7,7 @@ import pytest
 from abe_redis._core.commands import (
     Eval,
     EvalSha,
-    Pipeline,
+    Exists,
     SAdd,
     XAdd,
     XInfoGroups,
@@ -15,10 +15,11 @@ from abe_redis._core.commands import (
     XTrimMaxLen,
     XTrimMinId,
 )
-from abe_redis._core.entries import ErrorReply, GroupInfo, PendingSummary
+from abe_redis._core.entries import GroupInfo, PendingSummary
 from abe_redis._core.publisher import PROBE_MAXLEN, REGISTRY_REFRESH, Publisher, idempotency_marker
+from abe_redis._core.replies import ErrorReply
 from abe_redis._core.scripts import IDEMPOTENT_XADD
-from abe_redis._core.steps import Sleep
+from abe_redis._core.steps import Batch, Sleep
 from abe_redis._core.trimming import safe_trim, trim_floor
 from abe_redis.errors import (
     CommandError,
@@ -37,7 +38,7 @@ DATA = ((b"data", b'{"a":1}'),)
 def test_first_publish_registers_the_stream_in_the_same_round_trip() -> None:
     pub = Publisher("reg")
     player = Player(pub.publish("events", {"a": 1}, now=0.0))
-    assert player.step == Pipeline((SAdd("reg", "events"), XAdd("events", DATA)))
+    assert player.step == Batch((SAdd("reg", "events"), XAdd("events", DATA)))
     player.reply([1, b"1-0"])
     assert player.done
     assert player.result == "1-0"
@@ -52,12 +53,12 @@ def test_later_publishes_send_xadd_alone_until_the_refresh() -> None:
     second.reply(b"2-0")
     assert second.result == "2-0"
     later = Player(pub.publish("events", {"a": 1}, now=REGISTRY_REFRESH + 1))
-    assert isinstance(later.step, Pipeline)
+    assert isinstance(later.step, Batch)
 
 
 def test_maxlen_is_applied_only_when_configured() -> None:
     step = Player(Publisher("reg", maxlen=1000).publish("e", {"a": 1}, 0.0)).step
-    assert isinstance(step, Pipeline)
+    assert isinstance(step, Batch)
     assert step.commands[1] == XAdd("e", DATA, 1000)
 
 
@@ -68,7 +69,7 @@ def test_probe_keys_are_capped_and_not_registered() -> None:
 
 def test_probe_keys_listed_for_consumption_are_ordinary_streams() -> None:
     player = Player(Publisher("reg", consumed=("_audit",)).publish("_audit", {"a": 1}, 0.0))
-    assert player.step == Pipeline((SAdd("reg", "_audit"), XAdd("_audit", DATA)))
+    assert player.step == Batch((SAdd("reg", "_audit"), XAdd("_audit", DATA)))
 
 
 @pytest.mark.parametrize(
@@ -100,7 +101,7 @@ def test_idempotent_publish_uses_the_script_with_a_marker_in_the_same_slot() -> 
     pub = Publisher("reg", idempotency_window_ms=60_000)
     player = Player(pub.publish("events", {"a": 1}, 0.0, idempotency_key="Ev1"))
     step = player.step
-    assert isinstance(step, Pipeline)
+    assert isinstance(step, Batch)
     sadd, script = step.commands
     assert sadd == SAdd("reg", "events")
     assert isinstance(script, EvalSha)
@@ -125,7 +126,7 @@ def test_a_duplicate_returns_the_original_id() -> None:
 def test_the_idempotency_key_can_come_from_a_payload_field() -> None:
     pub = Publisher("reg", idempotency_field="event_id")
     player = Player(pub.publish("events", {"event_id": "Ev9"}, 0.0))
-    assert isinstance(player.step, Pipeline)
+    assert isinstance(player.step, Batch)
     script = player.step.commands[1]
     assert isinstance(script, EvalSha)
     assert script.keys[1] == "abe_redis:idem:{events}:Ev9"
@@ -178,7 +179,7 @@ def test_a_loading_server_is_retried_even_before_the_first_success() -> None:
     # It answered, so the URL is right: wait for its data set, within budget.
     player = Player(Publisher("reg", retry_budget=1.0).publish("e", {"a": 1}, 0.0))
     first = player.step
-    assert isinstance(first, Pipeline)
+    assert isinstance(first, Batch)
     loading = ErrorReply("LOADING Redis is loading the dataset in memory")
     player.reply([loading, loading])
     assert isinstance(player.step, Sleep)
@@ -213,10 +214,10 @@ def test_streams_are_trimmed_safely_every_n_publishes() -> None:
     assert first.done
     second = Player(pub.publish("e", {"a": 1}, 0.1))
     second.reply(b"2-0")
-    assert second.step == XInfoGroups("e")
+    assert second.step == Batch((Exists("e"), XInfoGroups("e")), transaction=True)
     row = [b"name", b"g", b"consumers", 1, b"pending", 1, b"last-delivered-id", b"9-0"]
-    second.reply([row])
-    assert second.step == Pipeline((XPendingSummary("e", "g"),))
+    second.reply([1, [row]])
+    assert second.step == Batch((XPendingSummary("e", "g"),))
     second.reply([[1, b"4-0", b"4-0", [[b"c", b"1"]]]])
     assert second.step == XTrimMinId("e", "4-0")
     second.reply(3)
@@ -225,9 +226,17 @@ def test_streams_are_trimmed_safely_every_n_publishes() -> None:
 
 def test_streams_without_groups_are_capped() -> None:
     flow = Player(safe_trim("e", ungrouped_maxlen=1000))
-    flow.reply([])
+    flow.reply([1, []])
     assert flow.step == XTrimMaxLen("e", 1000)
-    assert Player(safe_trim("e", None)).reply([]) is None
+    assert Player(safe_trim("e", None)).reply([1, []]) is None
+
+
+def test_a_missing_stream_has_no_groups_whatever_the_error_says() -> None:
+    # XINFO GROUPS fails on a missing key; EXISTS in the same MULTI says so.
+    flow = Player(safe_trim("e", None))
+    flow.reply([0, ErrorReply("ERR something else entirely")])
+    assert flow.done
+    assert flow.result == 0
 
 
 def test_trim_floor_is_the_slowest_groups_oldest_unfinished_entry() -> None:
@@ -245,7 +254,7 @@ def test_trim_floor_is_the_slowest_groups_oldest_unfinished_entry() -> None:
 def test_publish_many_pipelines_after_checking_everything() -> None:
     pub = Publisher("reg")
     player = Player(pub.publish_many("e", [{"a": 1}, {"a": 2}], 0.0))
-    assert player.step == Pipeline(
+    assert player.step == Batch(
         (SAdd("reg", "e"), XAdd("e", DATA), XAdd("e", ((b"data", b'{"a":2}'),)))
     )
     player.reply([1, b"1-0", b"2-0"])
@@ -259,7 +268,7 @@ def test_publish_many_dedupes_by_field_through_the_script() -> None:
     pub.registered["e"] = 0.0
     player = Player(pub.publish_many("e", [{"event_id": "A"}, {"x": 1}], 0.0))
     step = player.step
-    assert isinstance(step, Pipeline)
+    assert isinstance(step, Batch)
     assert isinstance(step.commands[0], EvalSha)
     assert isinstance(step.commands[1], XAdd)
     player.reply([ErrorReply("NOSCRIPT No matching script"), b"2-0"])
@@ -280,6 +289,8 @@ def test_fast_path_gives_the_lone_xadd_once_the_stream_is_registered() -> None:
     flow = Player(pub.publish("events", {"a": 1}, 0.0))
     flow.reply([1, b"1-0"])
     assert fast(pub, "events", {"a": 1}, 1.0) == XAdd("events", DATA, 500)
+    assert pub.since_trim["events"] == 1  # counted once written, not when asked
+    pub.fast_written("events")
     assert pub.since_trim["events"] == 2  # counted like a publish through the flow
     assert fast(pub, "events", {"a": 1}, REGISTRY_REFRESH + 1) is None  # refresh due
 
@@ -289,6 +300,7 @@ def test_fast_path_leaves_idempotency_probes_trims_and_outages_to_the_flow() -> 
     flow = Player(pub.publish("e", {"a": 1}, 0.0))
     flow.reply([1, b"1-0"])
     assert fast(pub, "e", {"a": 1}, 0.1) is not None
+    pub.fast_written("e")
     assert fast(pub, "e", {"a": 1, "event_id": "E1"}, 0.1) is None
     assert fast(pub, "e", {"a": 1}, 0.1, idem="k") is None
     assert fast(pub, "_health_check", {"a": 1}, 0.1) is None

@@ -1,12 +1,18 @@
+"""The facades on the connections users get, against a private redis-server.
+
+The server is this session's own (started on a free port, stopped by PID),
+so each test may flush it: nothing else talks to it.
+"""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 
-import fakeredis
 import pytest
+import redis
 
 from abe_redis import RedisMessageQueueBackend, Settings, SyncRedisQueue
-from abe_redis._async.transport import fakeredis_transport
+from abe_redis.embedded import RedisServer
 
 FAST = Settings(block_ms=50, claim_min_idle_ms=1_000, registry_key="test:streams")
 
@@ -17,31 +23,42 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return backend
 
 
-@pytest.fixture
-def server() -> fakeredis.FakeServer:
-    return fakeredis.FakeServer()
+@pytest.fixture(scope="session")
+def facade_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
 
 
 @pytest.fixture
-def raw(server: fakeredis.FakeServer) -> fakeredis.FakeRedis:
-    """A plain client on the same fake server, to look at what was written."""
-    return fakeredis.FakeRedis(server=server)
+def server_url(facade_server: RedisServer) -> str:
+    """The private server's URL, flushed for this test."""
+    with redis.Redis.from_url(facade_server.url) as client:
+        client.flushall()
+    return facade_server.url
+
+
+@pytest.fixture
+def raw(server_url: str) -> Iterator[redis.Redis]:
+    """A plain client on the same server, to look at what was written."""
+    client = redis.Redis.from_url(server_url)
+    yield client
+    client.close()
+
+
+def fast(url: str, **overrides: object) -> Settings:
+    fields = {name: getattr(FAST, name) for name in FAST.__dataclass_fields__}
+    return Settings(**{**fields, "url": url, **overrides})
 
 
 BackendFactory = Callable[..., RedisMessageQueueBackend]
 
 
 @pytest.fixture
-async def make_backend(
-    server: fakeredis.FakeServer,
-) -> AsyncIterator[BackendFactory]:
+async def make_backend(server_url: str) -> AsyncIterator[BackendFactory]:
     made: list[RedisMessageQueueBackend] = []
 
     def make(**overrides: object) -> RedisMessageQueueBackend:
-        settings = Settings(**{**_fields(FAST), **overrides})  # type: ignore[arg-type]
-        backend = RedisMessageQueueBackend(
-            settings, transport=fakeredis_transport(settings, server)
-        )
+        backend = RedisMessageQueueBackend(fast(server_url, **overrides))
         made.append(backend)
         return backend
 
@@ -51,10 +68,6 @@ async def make_backend(
 
 
 @pytest.fixture
-def sync_queue(server: fakeredis.FakeServer) -> Iterator[SyncRedisQueue]:
-    with SyncRedisQueue(FAST, transport_factory=lambda s: fakeredis_transport(s, server)) as queue:
+def sync_queue(server_url: str) -> Iterator[SyncRedisQueue]:
+    with SyncRedisQueue(fast(server_url)) as queue:
         yield queue
-
-
-def _fields(settings: Settings) -> dict[str, object]:
-    return {name: getattr(settings, name) for name in settings.__dataclass_fields__}

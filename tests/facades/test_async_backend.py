@@ -1,4 +1,4 @@
-"""The async facade on asyncio and trio, with fakeredis behind the transport."""
+"""The async facade on asyncio and trio, on its own connections to a private redis-server."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 from typing import Any
 
 import anyio
-import fakeredis
 import pytest
+import redis
 
 from abe_redis import (
     BackendClosed,
@@ -74,7 +74,7 @@ async def test_a_configured_consumer_name_stays_unique_in_the_process(
 
 
 async def test_bad_input_raises_typed_errors_and_writes_nothing(
-    make_backend: BackendFactory, raw: fakeredis.FakeRedis
+    make_backend: BackendFactory, raw: redis.Redis
 ) -> None:
     backend = make_backend()
     bad: list[tuple[Any, Any, type[Exception]]] = [
@@ -93,7 +93,7 @@ async def test_bad_input_raises_typed_errors_and_writes_nothing(
 
 
 async def test_probe_streams_are_capped_and_not_consumed(
-    make_backend: BackendFactory, raw: fakeredis.FakeRedis
+    make_backend: BackendFactory, raw: redis.Redis
 ) -> None:
     backend = make_backend()
     for i in range(150):
@@ -163,7 +163,7 @@ async def test_a_timed_out_wait_loses_nothing(make_backend: BackendFactory) -> N
 
 
 async def test_foreign_entries_are_dead_lettered_and_consumption_goes_on(
-    make_backend: BackendFactory, raw: fakeredis.FakeRedis
+    make_backend: BackendFactory, raw: redis.Redis
 ) -> None:
     backend = make_backend()
     await backend.publish("s", {"n": 1})

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-import fakeredis
 import pytest
+import redis
 
 from abe_redis import AsyncDeliveries, AsyncDelivery, LocalProtocolError, ValidationError
 
@@ -79,7 +79,7 @@ async def test_failing_every_time_ends_in_the_dead_letter_stream(
 
 
 async def test_dead_letters_can_be_replayed_and_purged(
-    make_backend: BackendFactory, raw: fakeredis.FakeRedis
+    make_backend: BackendFactory, raw: redis.Redis
 ) -> None:
     backend = make_backend(max_deliveries=1)
     await backend.publish("s", {"n": 1})
@@ -103,7 +103,7 @@ async def test_dead_letters_can_be_replayed_and_purged(
 
 
 async def test_a_duplicate_idempotency_key_writes_nothing(
-    make_backend: BackendFactory, raw: fakeredis.FakeRedis
+    make_backend: BackendFactory, raw: redis.Redis
 ) -> None:
     backend = make_backend()
     first = await backend.publish_entry("s", {"n": 1}, idempotency_key="Ev1")
@@ -114,7 +114,7 @@ async def test_a_duplicate_idempotency_key_writes_nothing(
 
 
 async def test_hosts_get_idempotency_from_a_payload_field(
-    make_backend: BackendFactory, raw: fakeredis.FakeRedis
+    make_backend: BackendFactory, raw: redis.Redis
 ) -> None:
     backend = make_backend(idempotency_field="event_id")
     for _ in range(3):  # Slack retries the same event
@@ -126,7 +126,7 @@ async def test_hosts_get_idempotency_from_a_payload_field(
 
 
 async def test_trimming_keeps_what_a_group_has_not_finished(
-    make_backend: BackendFactory, raw: fakeredis.FakeRedis
+    make_backend: BackendFactory, raw: redis.Redis
 ) -> None:
     backend = make_backend(prefetch=5)
     ids = [await backend.publish_entry("s", {"i": i}) for i in range(20)]

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import threading
 
-import fakeredis
 import pytest
+import redis
 
-from abe_redis import BackendClosed, PayloadError, StreamKeyError, SyncRedisQueue
+from abe_redis import BackendClosed, PayloadError, Settings, StreamKeyError, SyncRedisQueue
 
 
 def test_publish_then_consume_in_a_with_block(sync_queue: SyncRedisQueue) -> None:
-    ids = [sync_queue.publish("jobs", {"i": i}) for i in range(5)]
+    ids = [sync_queue.publish_entry("jobs", {"i": i}) for i in range(5)]
     assert len(set(ids)) == 5
     with sync_queue.consume() as consumer:
         got = [next(consumer) for _ in range(5)]
@@ -47,7 +47,7 @@ def test_an_exception_in_the_loop_leaves_the_payload_pending(sync_queue: SyncRed
     assert sync_queue.pending("jobs").count == 1
 
 
-def test_many_threads_share_one_queue(sync_queue: SyncRedisQueue, raw: fakeredis.FakeRedis) -> None:
+def test_many_threads_share_one_queue(sync_queue: SyncRedisQueue, raw: redis.Redis) -> None:
     def publish(n: int) -> None:
         for i in range(50):
             sync_queue.publish("jobs", {"thread": n, "i": i})
@@ -63,9 +63,7 @@ def test_many_threads_share_one_queue(sync_queue: SyncRedisQueue, raw: fakeredis
     assert len(got) == 400
 
 
-def test_bad_input_is_refused_before_writing(
-    sync_queue: SyncRedisQueue, raw: fakeredis.FakeRedis
-) -> None:
+def test_bad_input_is_refused_before_writing(sync_queue: SyncRedisQueue, raw: redis.Redis) -> None:
     with pytest.raises(StreamKeyError):
         sync_queue.publish("", {"a": 1})
     with pytest.raises(PayloadError):
@@ -73,10 +71,8 @@ def test_bad_input_is_refused_before_writing(
     assert raw.keys("*") == []
 
 
-def test_closed_queue_refuses_calls(server: fakeredis.FakeServer) -> None:
-    from abe_redis._async.transport import fakeredis_transport
-
-    queue = SyncRedisQueue(transport_factory=lambda s: fakeredis_transport(s, server))
+def test_closed_queue_refuses_calls(server_url: str) -> None:
+    queue = SyncRedisQueue(Settings(url=server_url))
     assert queue.ping() is True
     queue.close()
     queue.close()  # idempotent

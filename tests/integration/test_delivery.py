@@ -295,13 +295,13 @@ def test_sync_publishes_from_many_threads_share_round_trips(
     stream = names("events")
     with SyncRedisQueue(settings) as queue:
         queue.publish(stream, {"warm": True})
-        coalescer = queue._publishing()
+        coalescer = queue._backend._pipelined()  # the async facade's, through the portal
         before = coalescer.round_trips
         ids: list[str] = []
 
         def publish(n: int) -> None:
             for i in range(25):
-                ids.append(queue.publish(stream, {"thread": n, "i": i}))
+                ids.append(queue.publish_entry(stream, {"thread": n, "i": i}))
 
         threads = [threading.Thread(target=publish, args=(n,)) for n in range(16)]
         for t in threads:

@@ -1,4 +1,4 @@
-"""The native (anyio + hiredis) connection that publishing runs on, against real servers."""
+"""The one connection type (anyio + hiredis) every round trip runs on, against real servers."""
 
 from __future__ import annotations
 
@@ -8,27 +8,33 @@ import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import dataclass
 
 import anyio
 import pytest
 import redis
 
 from abe_redis import RedisMessageQueueBackend, Settings
-from abe_redis._async.connection import NativeConnection, NativePool, open_pool
-from abe_redis._async.transport import ThreadTransport
 from abe_redis._core.commands import (
-    NOT_RUN,
-    AnyOf,
-    Pipeline,
+    Arg,
+    Command,
+    Delete,
+    Ping,
     SAdd,
     SMembers,
     XAdd,
     XGroupCreate,
+    XInfoGroups,
     XLen,
     XReadGroup,
 )
-from abe_redis._core.entries import ErrorReply
+from abe_redis._core.replies import ErrorReply
+from abe_redis._core.steps import NOT_RUN, Batch, Race
+from abe_redis._io.address import address
+from abe_redis._io.connection import Connection
+from abe_redis._io.executor import Wire
+from abe_redis._io.pool import Pool
+from abe_redis._io.topology import SingleNode, open_topology
 from abe_redis.embedded import RedisServer
 from abe_redis.errors import ConnectError, TransportTimeout
 
@@ -48,6 +54,24 @@ def locked_server() -> Iterator[RedisServer]:
     with RedisServer(extra=extra) as server:
         server.socket = sock  # type: ignore[attr-defined]
         yield server
+
+
+@dataclass(frozen=True, slots=True)
+class WrongArity(Command[int]):
+    """XLEN with an extra argument: Redis refuses to queue it."""
+
+    stream: str
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.stream,)
+
+    def to_args(self) -> tuple[Arg, ...]:
+        return ("XLEN", self.stream, "extra")
+
+
+def connect(settings: Settings) -> Connection:
+    return Connection(address(settings), settings.socket_timeout, settings.read_timeout)
 
 
 @pytest.fixture
@@ -78,19 +102,19 @@ def silent_port() -> Iterator[int]:
 async def test_commands_pipelines_and_error_replies(
     redis_url: str, names: Callable[[str], str]
 ) -> None:
-    conn = NativeConnection(Settings(url=redis_url))
+    conn = connect(Settings(url=redis_url))
     stream = names("native")
-    entry_id = await conn.execute(XAdd(stream, ((b"data", b"{}"),)))
+    entry_id = await conn.round_trip(XAdd(stream, ((b"data", b"{}"),)))
     assert entry_id.count(b"-") == 1
-    replies = await conn.execute(
-        Pipeline((XLen(stream), XGroupCreate(stream, "g", "0"), XGroupCreate(stream, "g", "0")))
+    replies = await conn.round_trip(
+        Batch((XLen(stream), XGroupCreate(stream, "g", "0"), XGroupCreate(stream, "g", "0")))
     )
     assert replies[0] == 1
     assert replies[1] == b"OK"
     assert isinstance(replies[2], ErrorReply)
     assert replies[2].code == "BUSYGROUP"
     # An error reply is a value: the connection stays in step.
-    assert await conn.execute(XLen(stream)) == 1
+    assert await conn.round_trip(XLen(stream)) == 1
     assert conn.round_trips == 3
     await conn.aclose()
 
@@ -104,32 +128,32 @@ async def test_password_user_and_database_from_the_url(
         f"redis://:{SECRET}@127.0.0.1:{port}/3",
         f"redis://publisher:{SECRET}-2@127.0.0.1:{port}/3",
     ):
-        conn = NativeConnection(Settings(url=url, protocol=protocol))
-        await conn.execute(SAdd("native:set", "x"))
+        conn = connect(Settings(url=url, protocol=protocol))
+        await conn.round_trip(SAdd("native:set", "x"))
         await conn.aclose()
     with redis.Redis(port=port, password=SECRET, db=3) as client:
         assert client.smembers("native:set") == {b"x"}
         assert client.dbsize() == 1
         client.flushall()
     # The password may also come from Settings.password.
-    conn = NativeConnection(Settings(url=f"redis://127.0.0.1:{port}", password=SECRET))
-    assert await conn.execute(SMembers("nothing")) == []
+    conn = connect(Settings(url=f"redis://127.0.0.1:{port}", password=SECRET))
+    assert await conn.round_trip(SMembers("nothing")) == []
     await conn.aclose()
 
 
 async def test_wrong_password_is_a_connect_error_without_the_secret(
     locked_server: RedisServer,
 ) -> None:
-    conn = NativeConnection(Settings(url=f"redis://:wrong-{SECRET}@127.0.0.1:{locked_server.port}"))
+    conn = connect(Settings(url=f"redis://:wrong-{SECRET}@127.0.0.1:{locked_server.port}"))
     with pytest.raises(ConnectError, match="refused our credentials") as caught:
-        await conn.execute(SMembers("s"))
+        await conn.round_trip(SMembers("s"))
     assert SECRET not in str(caught.value)
 
 
 async def test_unix_socket(locked_server: RedisServer) -> None:
     path = locked_server.socket  # type: ignore[attr-defined]
-    conn = NativeConnection(Settings(url=f"unix://{path}?db=2", password=SECRET))
-    await conn.execute(SAdd("native:unix", "y"))
+    conn = connect(Settings(url=f"unix://{path}?db=2", password=SECRET))
+    await conn.round_trip(SAdd("native:unix", "y"))
     await conn.aclose()
     with redis.Redis(unix_socket_path=path, password=SECRET, db=2) as client:
         assert client.smembers("native:unix") == {b"y"}
@@ -140,23 +164,23 @@ async def test_nothing_listening_is_a_connect_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    conn = NativeConnection(Settings(url=f"redis://127.0.0.1:{port}"))
+    conn = connect(Settings(url=f"redis://127.0.0.1:{port}"))
     with pytest.raises(ConnectError, match="cannot connect"):
-        await conn.execute(SMembers("s"))
+        await conn.round_trip(SMembers("s"))
 
 
 async def test_a_silent_server_times_out_and_the_connection_is_dropped(silent_port: int) -> None:
-    conn = NativeConnection(Settings(url=f"redis://127.0.0.1:{silent_port}", socket_timeout=0.3))
+    conn = connect(Settings(url=f"redis://127.0.0.1:{silent_port}", socket_timeout=0.3))
     with anyio.fail_after(5):
         with pytest.raises(TransportTimeout):
-            await conn.execute(SMembers("s"))
+            await conn.round_trip(SMembers("s"))
     assert conn._stream is None
 
 
 async def test_cancelled_mid_round_trip_drops_the_connection(silent_port: int) -> None:
-    conn = NativeConnection(Settings(url=f"redis://127.0.0.1:{silent_port}", socket_timeout=5))
+    conn = connect(Settings(url=f"redis://127.0.0.1:{silent_port}", socket_timeout=5))
     with anyio.move_on_after(0.3) as scope:
-        await conn.execute(SMembers("s"))
+        await conn.round_trip(SMembers("s"))
     assert scope.cancelled_caught
     # Its reply could still arrive: the connection must not be reused.
     assert conn._stream is None
@@ -166,23 +190,90 @@ async def test_cancelled_mid_round_trip_drops_the_connection(silent_port: int) -
 async def test_a_killed_connection_fails_one_call_then_reconnects(
     redis_url: str, raw: redis.Redis, names: Callable[[str], str]
 ) -> None:
-    conn = NativeConnection(Settings(url=redis_url))
+    conn = connect(Settings(url=redis_url, client_name=names("killed-client")))
     stream = names("killed")
-    await conn.execute(XAdd(stream, ((b"data", b"{}"),)))
-    raw.client_kill_filter(_type="normal", skipme=True, laddr=None)  # everyone but raw
+    await conn.round_trip(XAdd(stream, ((b"data", b"{}"),)))
+    # Only our own connection: the shared server has other clients.
+    (ours,) = [c for c in raw.client_list() if c["name"] == names("killed-client")]
+    raw.client_kill_filter(_id=ours["id"])
     with pytest.raises(ConnectError):
-        await conn.execute(XLen(stream))
-    assert await conn.execute(XLen(stream)) == 1
+        await conn.round_trip(XLen(stream))
+    assert await conn.round_trip(XLen(stream)) == 1
     await conn.aclose()
 
 
-def test_tls_urls_go_through_the_transport() -> None:
-    transport = ThreadTransport(Settings(url="redis://h"))
-    assert open_pool(Settings(url="rediss://h:6380"), transport) is None
-    assert isinstance(open_pool(Settings(url="redis://h"), transport), NativePool)
+async def test_a_transaction_is_one_round_trip_and_each_command_keeps_its_reply(
+    redis_url: str, names: Callable[[str], str]
+) -> None:
+    conn = connect(Settings(url=redis_url))
+    stream, missing = names("multi"), names("missing")
+    replies = await conn.round_trip(
+        Batch(
+            (XAdd(stream, ((b"data", b"{}"),)), XLen(stream), XInfoGroups(missing)),
+            transaction=True,
+        )
+    )
+    assert replies[1] == 1
+    assert isinstance(replies[2], ErrorReply)  # a run-time error stays that command's
+    assert conn.round_trips == 1
+    # A command Redis refuses to queue aborts the transaction: each command
+    # hears why, and nothing ran.
+    bad = await conn.round_trip(Batch((Delete(stream), WrongArity(stream)), transaction=True))
+    assert [r.code for r in bad] == ["EXECABORT", "ERR"]
+    assert await conn.round_trip(XLen(stream)) == 1
+    await conn.aclose()
 
 
-async def test_the_backend_publishes_on_its_native_connection(settings: Settings) -> None:
+async def test_connections_are_named_for_client_list(
+    redis_url: str, raw: redis.Redis, names: Callable[[str], str]
+) -> None:
+    conn = connect(Settings(url=redis_url, client_name=names("worker")))
+    assert await conn.round_trip(Ping()) is not None
+    assert [c["name"] for c in raw.client_list()].count(names("worker")) == 1
+    await conn.aclose()
+
+
+async def test_resp3_replies_reach_the_core_as_maps(
+    redis_url: str, names: Callable[[str], str]
+) -> None:
+    conn = connect(Settings(url=redis_url, protocol=3))
+    stream = names("resp3")
+    await conn.round_trip(
+        Batch((XAdd(stream, ((b"data", b"{}"),)), XGroupCreate(stream, "g", "0")))
+    )
+    raw_reply = await conn.round_trip(XReadGroup("g", "c", stream, ">", 10))
+    assert isinstance(raw_reply, dict)  # RESP3's map, which the command parses
+    entries = XReadGroup("g", "c", stream, ">", 10).parse_reply(raw_reply)
+    assert isinstance(entries, tuple)
+    assert len(entries) == 1
+    await conn.aclose()
+
+
+async def test_a_full_pool_makes_callers_wait_for_a_connection(
+    redis_url: str, raw: redis.Redis, names: Callable[[str], str]
+) -> None:
+    settings = Settings(url=redis_url)
+    pool = Pool(address(settings), limit=2, timeout=5, blocking_timeout=10)
+    stream = names("quiet")
+    raw.xgroup_create(stream, "g", "$", mkstream=True)
+    reads = [XReadGroup("g", "c", stream, ">", 1, 300) for _ in range(2)]
+    async with anyio.create_task_group() as tg:
+        for read in reads:  # two blocking reads hold both connections
+            tg.start_soon(_swallow, pool, read)
+        await anyio.sleep(0.05)
+        started = anyio.current_time()
+        assert await pool.round_trip(Ping()) is not None
+        waited = anyio.current_time() - started
+    assert pool.size == 2
+    assert waited >= 0.15  # it waited for a connection instead of opening a third
+    await pool.aclose()
+
+
+async def _swallow(pool: Pool, step: XReadGroup) -> None:
+    await pool.round_trip(step)
+
+
+async def test_the_backend_publishes_on_its_own_connection(settings: Settings) -> None:
     async with RedisMessageQueueBackend(settings) as backend:
         stream = settings.registry_key + "-s"
         await backend.publish(stream, {"n": 1})
@@ -190,9 +281,7 @@ async def test_the_backend_publishes_on_its_native_connection(settings: Settings
             for n in range(100):
                 tg.start_soon(backend.publish, stream, {"n": n})
         assert await backend.stream_length(stream) == 101
-        pool = backend._native
-        assert pool is not None
-        assert pool.round_trips < 101  # concurrent publishes shared round trips
+        assert backend._pipelined().round_trips < 101  # concurrent publishes shared them
         await backend.delete_stream(stream)
 
 
@@ -211,32 +300,23 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced_before_use(
             # logged outage.
             await backend.publish_entry("events", {"n": 2}, idempotency_key="b")
             assert await backend.stream_length("events") == 2
-            pool = backend._native
-            assert pool is not None
-            assert [conn.connects for conn in pool._all] == [2]
+            topology = backend._open().topology
+            assert isinstance(topology, SingleNode)
+            assert [conn.connects for conn in topology.pool._all] == [2]
     assert not [r for r in caplog.records if "unavailable" in r.getMessage()]
 
 
-def _executors(url: str) -> dict[str, Callable[[], Any]]:
-    settings = Settings(url=url)
-    return {
-        "native": lambda: NativePool(settings, ThreadTransport(settings)),
-        "threads": lambda: ThreadTransport(settings),
-    }
-
-
-@pytest.mark.parametrize("path", ["native", "threads"])
 async def test_a_blocking_read_called_off_is_never_served(
-    redis_url: str, names: Callable[[str], str], raw: redis.Redis, path: str
+    redis_url: str, names: Callable[[str], str], raw: redis.Redis
 ) -> None:
-    # Two streams read at once (AnyOf); one answers, so the other read is
-    # cancelled. Were it still blocked in Redis, the next entry would be
+    # Two streams read at once (a race); one answers, so the other read is
+    # called off. Were it still blocked in Redis, the next entry would be
     # delivered to it, a reply nobody reads, and would sit pending until the
-    # claim threshold. Both I/O paths close the cancelled read's connection.
+    # claim threshold. A called-off read's connection is closed.
     hot, cold = names("hot"), names("cold")
     for stream in (hot, cold):
         raw.xgroup_create(stream, "g", "$", mkstream=True)
-    executor = _executors(redis_url)[path]()
+    wire = Wire(open_topology(Settings(url=redis_url)))
     reads = tuple(XReadGroup("g", "c", s, ">", 10, 5000) for s in (hot, cold))
 
     async def publish_soon() -> None:
@@ -246,10 +326,12 @@ async def test_a_blocking_read_called_off_is_never_served(
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tg:
             tg.start_soon(publish_soon)
-            replies = await executor.execute(AnyOf(reads))
+            replies = await wire.execute(Race(reads))
     assert replies[1] is NOT_RUN
-    assert len(AnyOf(reads).parse_reply(replies)[0]) == 1
+    hot_entries = Race(reads).parse_reply(replies)[0]
+    assert isinstance(hot_entries, tuple)
+    assert len(hot_entries) == 1
     await anyio.sleep(0.3)  # give Redis the close
     raw.xadd(cold, {"data": b"{}"})
     assert raw.xpending(cold, "g")["pending"] == 0  # nobody took it
-    await executor.aclose()
+    await wire.aclose()

@@ -1,0 +1,49 @@
+"""Consumer clean-up: other consumers of the group that are idle and hold nothing.
+
+Every ``stale_check_interval`` a consumer deletes, on each of its streams,
+the other consumers of its group idle at least ``stale_consumer_ms`` with
+nothing pending (a script, so the check and the delete are one step;
+deleting one with pending entries would drop them). It is housekeeping:
+after a transport error it is skipped until the next interval.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from ..errors import TransportError
+from .retry import Backoff
+from .scripts import DELETE_STALE_CONSUMERS, call
+from .steps import Flow, Interrupted, Sleep
+
+logger = logging.getLogger("abe_redis")
+
+
+def remove_stale_consumers(
+    streams: Iterable[str],
+    group: str,
+    consumer: str,
+    stale_ms: int,
+    backoff: Backoff,
+    now: float,
+) -> Flow[int]:
+    """Flow: delete stale consumers of ``group`` on each stream; returns how many went."""
+    removed = 0
+    for stream in list(streams):
+        try:
+            gone = yield from call(DELETE_STALE_CONSUMERS, (stream,), (group, consumer, stale_ms))
+        except Interrupted:
+            return removed
+        except TransportError as exc:
+            yield Sleep(backoff.failure(exc, now))
+            return removed
+        if gone:
+            removed += len(gone)
+            logger.info(
+                "removed %d stale consumers of group %s on %s (idle, nothing pending)",
+                len(gone),
+                group,
+                stream,
+            )
+    return removed

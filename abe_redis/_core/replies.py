@@ -1,0 +1,151 @@
+"""Raw replies: decoding helpers, and what each kind of error reply means.
+
+Replies arrive undecoded (bytes, RESP2 or RESP3 shapes). An error reply is a
+value, :class:`ErrorReply`, never an exception, until a command decides it
+cannot act on it. Error replies are told apart by their code, the first
+word Redis sends, through one table (:data:`ERROR_KINDS`); the wording after
+the code is shown to people, never tested.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import RemoteProtocolError
+from .entries import StreamEntry
+
+
+class ErrorKind(enum.Enum):
+    """What an error reply means for whoever sent the command."""
+
+    UNAVAILABLE = "unavailable"
+    """The server is up but runs no command for now (loading, a slow script,
+    a cut-off replica or cluster). The command did not run; the same command
+    works later, so it is retried like a lost connection."""
+
+    EXISTS = "exists"
+    """The thing to create exists already (BUSYGROUP)."""
+
+    NO_GROUP = "no-group"
+    """The consumer group, or its stream, does not exist (NOGROUP)."""
+
+    NO_SCRIPT = "no-script"
+    """The script is not cached; send it whole (NOSCRIPT)."""
+
+    REFUSED = "refused"
+    """The server refused the command for this client (NOPERM, NOAUTH,
+    WRONGPASS): a setting to fix, never retried."""
+
+    FAILED = "failed"
+    """Anything else: the command is wrong for the data (WRONGTYPE, ERR...)."""
+
+
+# The code (first word of the reply) -> its kind. Codes not listed are FAILED.
+ERROR_KINDS: dict[str, ErrorKind] = {
+    "LOADING": ErrorKind.UNAVAILABLE,
+    "BUSY": ErrorKind.UNAVAILABLE,
+    "MASTERDOWN": ErrorKind.UNAVAILABLE,
+    "TRYAGAIN": ErrorKind.UNAVAILABLE,
+    "CLUSTERDOWN": ErrorKind.UNAVAILABLE,
+    "BUSYGROUP": ErrorKind.EXISTS,
+    "NOGROUP": ErrorKind.NO_GROUP,
+    "NOSCRIPT": ErrorKind.NO_SCRIPT,
+    "NOPERM": ErrorKind.REFUSED,
+    "NOAUTH": ErrorKind.REFUSED,
+    "WRONGPASS": ErrorKind.REFUSED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """An error reply from Redis, passed to the core as a value, not raised."""
+
+    message: str
+
+    @property
+    def code(self) -> str:
+        """The first word of the message, such as ``BUSYGROUP`` or ``NOGROUP``."""
+        return self.message.split(" ", 1)[0]
+
+    @property
+    def kind(self) -> ErrorKind:
+        """What the reply means; see :data:`ERROR_KINDS`."""
+        return ERROR_KINDS.get(self.code, ErrorKind.FAILED)
+
+
+def text(value: Any) -> str:
+    """Decode a bulk string reply (bytes or str) to str."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    if isinstance(value, str):
+        return value
+    raise RemoteProtocolError(f"expected a bulk string, got {type(value).__name__}")
+
+
+def integer(value: Any) -> int:
+    """Decode an integer reply, which Redis sometimes sends as a bulk string."""
+    if isinstance(value, bool):
+        raise RemoteProtocolError("expected an integer, got a boolean")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise RemoteProtocolError(f"expected an integer, got {value!r:.60}") from None
+
+
+def optional_integer(value: Any) -> int | None:
+    """An integer reply that may be nil."""
+    return None if value is None else integer(value)
+
+
+def pairs(value: Any) -> Mapping[str, Any]:
+    """A RESP3 map or a RESP2 flat list of alternating names and values."""
+    if isinstance(value, Mapping):
+        return {text(k): v for k, v in value.items()}
+    if isinstance(value, list | tuple) and len(value) % 2 == 0:
+        return {text(value[i]): value[i + 1] for i in range(0, len(value), 2)}
+    raise RemoteProtocolError(f"expected a map, got {type(value).__name__}")
+
+
+def entry_fields(value: Any) -> tuple[tuple[bytes, bytes], ...] | None:
+    """The field/value pairs of one stream entry (None: deleted while pending)."""
+    if value is None:
+        return None
+    # Hot path: the one-field entries we write ([b"data", b"{...}"]).
+    if type(value) is list and len(value) == 2:
+        name, val = value
+        if type(name) is bytes and type(val) is bytes:
+            return ((name, val),)
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, list | tuple) and len(value) % 2 == 0:
+        items = [(value[i], value[i + 1]) for i in range(0, len(value), 2)]
+    else:
+        raise RemoteProtocolError("stream entry fields are not name/value pairs")
+    out = []
+    for name, val in items:
+        if not isinstance(name, bytes | str) or not isinstance(val, bytes | str):
+            raise RemoteProtocolError("stream entry field is not a string")
+        out.append(
+            (
+                name if isinstance(name, bytes) else name.encode(),
+                val if isinstance(val, bytes) else val.encode(),
+            )
+        )
+    return tuple(out)
+
+
+def parse_entries(stream: str, value: Any) -> tuple[StreamEntry, ...]:
+    """Parse a list of ``[id, fields]`` pairs as XRANGE-like commands return them."""
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        raise RemoteProtocolError("stream entries are not a list")
+    entries = []
+    for item in value:
+        if not isinstance(item, list | tuple) or len(item) != 2:
+            raise RemoteProtocolError("stream entry is not an [id, fields] pair")
+        entries.append(StreamEntry(stream, text(item[0]), entry_fields(item[1])))
+    return tuple(entries)
