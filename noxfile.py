@@ -105,3 +105,22 @@ def profile_latency(session: nox.Session) -> None:
     """End-to-end latency split into the wire and the consumer's own code, ours against raw."""
     install(session, "orjson")
     session.run("python", "benchmarks/profile_latency.py", *session.posargs)
+
+
+@nox.session(python=LOADER_PYTHON, name="settings-table")
+def settings_table(session: nox.Session) -> None:
+    """Rewrite the settings tables of the README and the docs from abe_redis/config.py."""
+    install(session)
+    session.run("python", "-c", SETTINGS_TABLE_SCRIPT)
+
+
+SETTINGS_TABLE_SCRIPT = """
+from pathlib import Path
+from abe_redis.config import configuration_table
+START = "<!-- settings table: generated from abe_redis/config.py (nox -s settings-table) -->\\n"
+END = "<!-- end of settings table -->\\n"
+for page in ("README.md", "docs/configuration.md"):
+    path = Path(page)
+    head, rest = path.read_text().split(START, 1)
+    path.write_text(head + START + configuration_table() + END + rest.split(END, 1)[1])
+"""

@@ -119,7 +119,11 @@ class RedisServer:
         self._dir.cleanup()
 
     def __enter__(self) -> RedisServer:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()  # its directory too: nothing is left for the GC to find
+            raise
 
     def __exit__(
         self,

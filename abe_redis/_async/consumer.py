@@ -23,7 +23,10 @@ CLOSE_TIMEOUT = 5.0
 
 def error_text(error: BaseException | str) -> str:
     """How a handler's failure is recorded with its entry."""
-    return error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    if isinstance(error, str):
+        return error
+    message = str(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def thrown(typ: Any, val: Any = None) -> BaseException:
@@ -205,9 +208,13 @@ class AsyncConsumer(_Consumer):
         self._core.fail_handed(time.monotonic(), text)
         return await self.__anext__()
 
-    async def aclose(self) -> None:
-        """Stop consuming and settle held entries (see the class docstring)."""
-        await self._close(processed=not cancelled())
+    async def aclose(self, *, processed: bool | None = None) -> None:
+        """Stop consuming and settle held entries (see the class docstring).
+
+        ``processed`` says whether the payload in hand was processed; by
+        default it was, unless the close happens under cancellation.
+        """
+        await self._close(processed=not cancelled() if processed is None else processed)
 
     async def __aenter__(self) -> AsyncConsumer:
         return self

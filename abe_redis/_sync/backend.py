@@ -60,9 +60,19 @@ class _SyncIterator(Generic[C]):
         return self._consumer.name
 
     @property
+    def group(self) -> str:
+        """The consumer group this iterator reads for."""
+        return self._consumer.group
+
+    @property
     def stats(self) -> ConsumerStats:
         """Counters: delivered, acked, retried, reclaimed, dead-lettered, ..."""
         return self._consumer.stats
+
+    @property
+    def closed(self) -> bool:
+        """Whether the consumer was closed (or ended by an error it cannot go on after)."""
+        return self._consumer.closed
 
     def stop(self) -> None:
         """Ask the iterator to end: the next ``next()`` stops instead of reading.
@@ -175,10 +185,10 @@ class SyncConsumer(_SyncIterator[AsyncDeliveries]):
         self._consumer._core.nack(last.key, time.monotonic(), error=text)
         return self.__next__()
 
-    def close(self, *, processed: bool = True) -> None:
-        """Stop consuming; ack what was processed (the last payload too when
-        ``processed``) and release the rest."""
-        if self._last is not None and processed and not self._consumer.closed:
+    def close(self, *, processed: bool | None = None) -> None:
+        """Stop consuming; ack what was processed (the last payload too, unless
+        ``processed`` is False) and release the rest."""
+        if self._last is not None and processed is not False and not self._consumer.closed:
             self._consumer._core.ack(self._last.key, time.monotonic())
         self._last = None
         self._fetched.clear()
@@ -231,6 +241,11 @@ class SyncDeliveries(_SyncIterator[AsyncDeliveries]):
 
     def __iter__(self) -> SyncDeliveries:
         return self
+
+    @property
+    def unsettled(self) -> int:
+        """How many handed-out deliveries are neither acked nor nacked."""
+        return self._consumer.unsettled
 
     def __next__(self) -> SyncDelivery:
         # One at a time: these may be handed to other threads, and each

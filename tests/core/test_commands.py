@@ -3,7 +3,9 @@ from __future__ import annotations
 import pytest
 
 from abe_redis._core.commands import (
+    EvalSha,
     GroupMissing,
+    Ping,
     SAdd,
     SMembers,
     XAck,
@@ -32,9 +34,9 @@ from abe_redis._core.entries import (
     PendingSummary,
     StreamEntry,
 )
-from abe_redis._core.replies import ErrorReply, integer
+from abe_redis._core.replies import ErrorKind, ErrorReply, integer
 from abe_redis._core.steps import NOT_RUN, Batch, Race
-from abe_redis.errors import CommandError, RemoteProtocolError
+from abe_redis.errors import CommandError, RemoteProtocolError, ServerBusy
 
 READ = XReadGroup("g", "c", "s", ">", 10)
 
@@ -219,3 +221,22 @@ def test_integer_rejects_non_numbers() -> None:
     for bad in (True, b"x", None):
         with pytest.raises(RemoteProtocolError):
             integer(bad)
+
+
+def test_error_replies_are_told_apart_by_code_not_wording() -> None:
+    assert ErrorReply("NOGROUP No such key 's' or consumer group 'g'").kind is ErrorKind.NO_GROUP
+    assert (
+        ErrorReply("LOADING Redis is loading the dataset in memory").kind is ErrorKind.UNAVAILABLE
+    )
+    assert ErrorReply("ERR no such key").kind is ErrorKind.FAILED
+    assert ErrorReply("NOPERM user has no permissions").kind is ErrorKind.REFUSED
+    with pytest.raises(ServerBusy):
+        XAck("s", "g", ("1-0",)).parse_reply(ErrorReply("TRYAGAIN Multiple keys request"))
+
+
+def test_every_command_declares_the_keys_it_touches() -> None:
+    assert XAck("s", "g", ("1-0",)).keys == ("s",)
+    assert SAdd("reg", "s").keys == ("reg",)
+    assert Ping().keys == ()
+    assert EvalSha("sha", ("s", "m"), ()).keys == ("s", "m")
+    assert Batch((SAdd("reg", "s"), XAdd("s", ()), XLen("s"))).keys == ("reg", "s")

@@ -517,3 +517,25 @@ def test_explicit_streams_skip_the_registry() -> None:
     cfg = dataclasses.replace(CFG, streams=("_probe", "x"))
     player: Player[Any] = Player(ConsumerCore(cfg).run())
     assert player.step == Batch((XGroupCreate("_probe", "g", "0"), XGroupCreate("x", "g", "0")))
+
+
+def test_a_failed_payload_in_hand_is_nacked_like_an_explicit_one() -> None:
+    core, player = started(config=dataclasses.replace(CFG, redelivery=RedeliveryPolicy(2)))
+    delivered(player, ("1-0", b'{"n":1}'))
+    assert player.step == Delivery("s", "1-0", {"n": 1})
+    wait = core.fail_handed(0.0, "ValueError: boom")
+    assert wait is not None
+    assert core.ledger.retries[0][1:] == ("s", "1-0")
+    assert core.ledger.errors[("s", "1-0")] == "ValueError: boom"
+    with pytest.raises(LocalProtocolError):
+        core.fail_handed(0.0, None)  # nothing in hand any more
+
+
+def test_a_start_that_failed_leaves_the_consumer_new_so_it_can_start_over() -> None:
+    core = ConsumerCore(CFG)
+    player = Player(core.run())
+    with pytest.raises(ConnectError):
+        player.throw(ConnectError("refused"))
+    assert core.state is ConsumerState.NEW
+    again = Player(core.run())
+    assert again.step == SMembers("reg")

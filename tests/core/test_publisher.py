@@ -330,3 +330,27 @@ def test_checked_validates_like_publish(key: str, payload: Any, error: type[Exce
         pub.checked(key, payload)
     with pytest.raises(error):
         Player(pub.publish(key, payload, 0.0))
+
+
+def test_a_fast_xadd_that_failed_is_counted_once_through_the_flow() -> None:
+    # Regression: the fast path counted the publish toward the next trim,
+    # then the flow that retried it counted it again.
+    pub = connected(Publisher("reg", trim_every=1000))
+    pub.registered["e"] = 0.0
+    stream, item = pub.checked("e", {"a": 1})
+    assert pub.fast_xadd(stream, item, 1.0) is not None  # sent; it fails
+    retry = Player(pub.write(stream, item, 1.0))
+    retry.reply(b"5-0")
+    assert retry.result == "5-0"
+    assert pub.since_trim["e"] == 1
+
+
+def test_a_failed_trim_never_fails_a_written_publish() -> None:
+    pub = Publisher("reg", trim_every=1)
+    pub.registered["e"] = 0.0
+    player = Player(pub.publish("e", {"a": 1}, 0.0))
+    player.reply(b"1-0")  # written; the trim starts
+    assert player.step == Batch((Exists("e"), XInfoGroups("e")), transaction=True)
+    player.reply([1, ErrorReply("NOPERM this user has no permissions to run 'xinfo'")])
+    assert player.done
+    assert player.result == "1-0"

@@ -205,3 +205,30 @@ def test_from_env_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     backend = RedisMessageQueueBackend.from_env()
     assert backend.settings.consumer_group == "workers"
     assert "pw" not in repr(backend)
+
+
+def test_consumer_names_stay_unique_across_threads() -> None:
+    # Regression: the process-wide counters were read and written without a lock.
+    import sys
+    import threading
+
+    from abe_redis._async.backend import configured_consumer_name, default_consumer_name
+
+    names: list[str] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+
+        def make() -> None:
+            for _ in range(500):
+                names.append(configured_consumer_name("pod-threads"))
+                names.append(default_consumer_name())
+
+        threads = [threading.Thread(target=make) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(set(names)) == len(names) == 8000
