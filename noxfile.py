@@ -7,6 +7,7 @@ session is a thin wrapper over :func:`install`.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nox
@@ -14,7 +15,7 @@ import nox
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 LOADER_PYTHON = "3.13"  # abstract-backend (the host loader) needs 3.12+
 
-nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+nox.options.sessions = ["tests", "tests_lowest", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 # On CI a missing interpreter fails the run instead of being skipped.
 nox.options.error_on_missing_interpreters = bool(os.environ.get("CI"))
@@ -45,6 +46,35 @@ def install(session: nox.Session, *extras: str, tools: tuple[str, ...] = ()) -> 
 def tests(session: nox.Session) -> None:
     """Unit, facade, plugin and integration tests against real redis-servers."""
     install(session, "trio", "fakeredis", "orjson", tools=("pytest>=8",))
+    session.run("pytest", *session.posargs)
+
+
+LOWEST = Path("tests/lowest-versions.txt")
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = [int(p) for p in text.split(".")]
+    while parts and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
+def declared_floors() -> dict[str, tuple[int, ...]]:
+    """``name>=version`` of every dependency and extra in pyproject.toml."""
+    text = Path("pyproject.toml").read_text()
+    project = text.split("[project]", 1)[1].split("[project.scripts]", 1)[0]
+    found = re.findall(r'"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?>=([0-9][^";,\s]*)', project)
+    return {name.lower().replace("_", "-"): _version(version) for name, version in found}
+
+
+@nox.session(python=[PYTHONS[0], PYTHONS[-1]], name="tests_lowest")
+def tests_lowest(session: nox.Session) -> None:
+    """The whole suite with every dependency at its declared lowest version."""
+    lines = [line for line in LOWEST.read_text().split("\n") if "==" in line]
+    pins = {name: _version(version) for name, version in (line.split("==") for line in lines)}
+    if pins != declared_floors():
+        session.error(f"{LOWEST} does not match the floors in pyproject.toml: {declared_floors()}")
+    install(session, "trio", "fakeredis", "orjson", tools=("pytest>=8", "-c", str(LOWEST)))
     session.run("pytest", *session.posargs)
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
+import redis
 
 from abe_redis import AsyncConsumer
 
@@ -16,3 +19,18 @@ async def take(consumer: AsyncConsumer, n: int, timeout: float = 10.0) -> list[d
         for _ in range(n):
             out.append(await consumer.__anext__())
     return out
+
+
+@contextlib.contextmanager
+def admin(url: str, **options: Any) -> Iterator[redis.Redis]:
+    """A plain redis-py client for looking at or arranging a server, closed after.
+
+    Its pool is closed explicitly: before redis-py 5.0.1 a client made by
+    ``from_url`` left its pool's sockets open on close().
+    """
+    client = redis.Redis.from_url(url, **options)
+    try:
+        yield client
+    finally:
+        client.close()
+        client.connection_pool.disconnect()

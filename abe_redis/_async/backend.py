@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
+from typing_extensions import Self
 
 from .._core.commands import (
     Command,
@@ -354,7 +355,7 @@ class RedisMessageQueueBackend:
         if self._wire is not None:
             await self._wire.aclose()
 
-    async def __aenter__(self) -> RedisMessageQueueBackend:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

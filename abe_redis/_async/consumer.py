@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+from typing_extensions import Self
 
 from .._core.consumer import ConsumerCore, ConsumerState, ConsumerStats
 from .._core.entries import Delivery
@@ -160,7 +161,7 @@ class AsyncConsumer(_Consumer):
     consumers reclaim its entries after the idle threshold.
     """
 
-    def __aiter__(self) -> AsyncConsumer:
+    def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> dict[str, Any]:
@@ -216,7 +217,7 @@ class AsyncConsumer(_Consumer):
         """
         await self._close(processed=not cancelled() if processed is None else processed)
 
-    async def __aenter__(self) -> AsyncConsumer:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -321,7 +322,7 @@ class AsyncDeliveries(_Consumer):
     for other consumers at once.
     """
 
-    def __aiter__(self) -> AsyncDeliveries:
+    def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> AsyncDelivery:
@@ -342,7 +343,7 @@ class AsyncDeliveries(_Consumer):
                     await anyio.sleep(0.01)
         await self._close(processed=False)
 
-    async def __aenter__(self) -> AsyncDeliveries:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

@@ -67,8 +67,16 @@ class ErrorReply:
 
     @property
     def code(self) -> str:
-        """The first word of the message, such as ``BUSYGROUP`` or ``NOGROUP``."""
-        return self.message.split(" ", 1)[0]
+        """The first word of the message, such as ``BUSYGROUP`` or ``NOGROUP``.
+
+        ``ERR`` followed by a code we know is read as that code: fakeredis'
+        TCP server (the demo's fallback) writes ``-ERR BUSYGROUP ...`` where
+        Redis writes ``-BUSYGROUP ...``.
+        """
+        words = self.message.split(" ", 2)
+        if words[0] == "ERR" and len(words) > 1 and words[1] in ERROR_KINDS:
+            return words[1]
+        return words[0]
 
     @property
     def kind(self) -> ErrorKind:

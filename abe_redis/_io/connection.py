@@ -25,6 +25,7 @@ Rules it keeps:
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import time
@@ -35,7 +36,7 @@ import anyio
 import anyio.abc
 import hiredis
 
-from .._core.commands import Command, XReadGroup
+from .._core.commands import ClientSetName, Command, XReadGroup
 from .._core.replies import ErrorReply
 from .._core.steps import Batch
 from ..errors import (
@@ -47,6 +48,8 @@ from ..errors import (
     TransportTimeout,
 )
 from .address import Address
+
+logger = logging.getLogger("abe_redis")
 
 # A connection idle longer than this is checked for a close by the server
 # before use (one non-blocking peek).
@@ -215,6 +218,11 @@ class Connection:
         replies = [await self._read() for _ in handshake]
         for cmd, reply in zip(handshake, replies, strict=True):
             if isinstance(reply, ErrorReply):
+                if isinstance(cmd, ClientSetName):
+                    # A name is only for CLIENT LIST; proxies and some servers
+                    # refuse CLIENT: go on unnamed.
+                    logger.debug("Redis at %s refused CLIENT SETNAME: %s", self.target, reply)
+                    continue
                 await self._refused(cmd, reply)
 
     async def _refused(self, cmd: Command[Any], reply: ErrorReply) -> None:

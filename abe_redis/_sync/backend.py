@@ -23,6 +23,7 @@ from types import FrameType, TracebackType
 from typing import Any, Generic, TypeVar
 
 import anyio
+from typing_extensions import Self
 
 from .._async.backend import RedisMessageQueueBackend
 from .._async.consumer import (
@@ -132,7 +133,7 @@ class SyncConsumer(_SyncIterator[AsyncDeliveries]):
         self._fetched: collections.deque[Delivery] = collections.deque()
         self._last: Delivery | None = None
 
-    def __iter__(self) -> SyncConsumer:
+    def __iter__(self) -> Self:
         return self
 
     def __next__(self) -> dict[str, Any]:
@@ -195,7 +196,7 @@ class SyncConsumer(_SyncIterator[AsyncDeliveries]):
         # Everything handed over but not acked here is released, not drained.
         self._portal.call(functools.partial(self._consumer._close, processed=False))
 
-    def __enter__(self) -> SyncConsumer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -239,7 +240,7 @@ class SyncDelivery(DeliveryView):
 class SyncDeliveries(_SyncIterator[AsyncDeliveries]):
     """Blocking iterator of :class:`SyncDelivery`; see :class:`~abe_redis.AsyncDeliveries`."""
 
-    def __iter__(self) -> SyncDeliveries:
+    def __iter__(self) -> Self:
         return self
 
     @property
@@ -257,7 +258,7 @@ class SyncDeliveries(_SyncIterator[AsyncDeliveries]):
         """Wait up to ``drain_timeout`` for unsettled deliveries, then settle and release."""
         self._portal.call(self._consumer.aclose, drain_timeout)
 
-    def __enter__(self) -> SyncDeliveries:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -450,7 +451,7 @@ class SyncRedisQueue:
         finally:
             self._portal.close()
 
-    def __enter__(self) -> SyncRedisQueue:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

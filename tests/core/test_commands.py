@@ -230,6 +230,9 @@ def test_error_replies_are_told_apart_by_code_not_wording() -> None:
     )
     assert ErrorReply("ERR no such key").kind is ErrorKind.FAILED
     assert ErrorReply("NOPERM user has no permissions").kind is ErrorKind.REFUSED
+    # fakeredis' TCP server puts ERR in front of the code.
+    assert ErrorReply("ERR BUSYGROUP Consumer Group name already exists").kind is ErrorKind.EXISTS
+    assert ErrorReply("ERR wrong number of arguments").code == "ERR"
     with pytest.raises(ServerBusy):
         XAck("s", "g", ("1-0",)).parse_reply(ErrorReply("TRYAGAIN Multiple keys request"))
 

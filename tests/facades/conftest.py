@@ -14,6 +14,8 @@ import redis
 from abe_redis import RedisMessageQueueBackend, Settings, SyncRedisQueue
 from abe_redis.embedded import RedisServer
 
+from ..helpers import admin
+
 FAST = Settings(block_ms=50, claim_min_idle_ms=1_000, registry_key="test:streams")
 
 
@@ -32,7 +34,7 @@ def facade_server() -> Iterator[RedisServer]:
 @pytest.fixture
 def server_url(facade_server: RedisServer) -> str:
     """The private server's URL, flushed for this test."""
-    with redis.Redis.from_url(facade_server.url) as client:
+    with admin(facade_server.url) as client:
         client.flushall()
     return facade_server.url
 
@@ -40,9 +42,8 @@ def server_url(facade_server: RedisServer) -> str:
 @pytest.fixture
 def raw(server_url: str) -> Iterator[redis.Redis]:
     """A plain client on the same server, to look at what was written."""
-    client = redis.Redis.from_url(server_url)
-    yield client
-    client.close()
+    with admin(server_url) as client:
+        yield client
 
 
 def fast(url: str, **overrides: object) -> Settings:

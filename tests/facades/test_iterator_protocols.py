@@ -12,6 +12,7 @@ import redis
 from abe_redis import ConnectError, SyncRedisQueue
 from abe_redis.embedded import RedisServer, free_port
 
+from ..helpers import admin
 from .conftest import BackendFactory, fast
 
 pytestmark = pytest.mark.anyio
@@ -107,7 +108,7 @@ async def test_a_failed_start_can_be_retried_and_never_leaks_internal_errors() -
                 await consumer.__anext__()
             assert not consumer.closed
         with RedisServer(port=port) as server:
-            with redis.Redis.from_url(server.url) as client:
+            with admin(server.url) as client:
                 client.xadd("s", {"data": b'{"n":1}'})
                 client.sadd("r", "s")
             with anyio.fail_after(10):

@@ -28,6 +28,7 @@ from abe_redis import (
 )
 from abe_redis.embedded import RedisServer
 
+from ..helpers import admin
 from .conftest import Report, WorkerProcess
 
 pytestmark = [pytest.mark.integration]
@@ -154,8 +155,8 @@ async def test_redis_restart_and_client_kills_lose_nothing(
 
     def kill_clients() -> int:
         try:
-            with redis.Redis.from_url(server.url, socket_timeout=1) as admin:
-                return int(admin.client_kill_filter(_type="normal", skipme=True))
+            with admin(server.url, socket_timeout=1) as client:
+                return int(client.client_kill_filter(_type="normal", skipme=True))
         except redis.RedisError:
             return 0  # the server is down right now
 
@@ -291,7 +292,7 @@ async def test_bad_input_is_refused_and_foreign_entries_dead_lettered(
             with pytest.raises(StreamKeyError):
                 await backend.publish(key, {"ok": True})
             refused += 1
-        with redis.Redis.from_url(server.url) as raw:
+        with admin(server.url) as raw:
             assert raw.exists("events", "app:streams") == 0  # nothing was written
 
         await backend.publish("events", {"n": 1})

@@ -12,6 +12,8 @@ import redis
 from abe_redis import RedisMessageQueueBackend, Settings
 from abe_redis.embedded import RedisServer, redis_server_binary
 
+from ..helpers import admin
+
 pytestmark = pytest.mark.integration
 DEFAULT = ("127.0.0.1", 6379)
 
@@ -55,15 +57,14 @@ def names(redis_url: str) -> Iterator[Callable[[str], str]]:
 
     yield name
     if made:
-        with redis.Redis.from_url(redis_url) as client:
+        with admin(redis_url) as client:
             client.delete(*made, *(m + ":dlq" for m in made))
 
 
 @pytest.fixture
 def raw(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
+    with admin(redis_url) as client:
+        yield client
 
 
 @pytest.fixture

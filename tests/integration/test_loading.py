@@ -22,7 +22,7 @@ import redis
 from abe_redis import RedisMessageQueueBackend, ServerBusy, Settings, SyncRedisQueue
 from abe_redis.embedded import RedisServer
 
-from ..helpers import take
+from ..helpers import admin, take
 
 pytestmark = pytest.mark.integration
 
@@ -41,8 +41,8 @@ FILLER_KEYS = 3000
 def slow_server() -> Iterator[RedisServer]:
     """A private redis-server that takes seconds to load its RDB."""
     with RedisServer(extra=SLOW_LOAD) as server:
-        with redis.Redis.from_url(server.url) as admin:
-            pipe = admin.pipeline(transaction=False)
+        with admin(server.url) as client:
+            pipe = client.pipeline(transaction=False)
             for i in range(FILLER_KEYS):
                 pipe.set(f"filler:{i}", b"x" * 300)
             pipe.execute()
@@ -50,15 +50,15 @@ def slow_server() -> Iterator[RedisServer]:
 
 
 def assert_loading(server: RedisServer) -> None:
-    with redis.Redis.from_url(server.url) as admin, pytest.raises(redis.BusyLoadingError):
-        admin.ping()
+    with admin(server.url) as client, pytest.raises(redis.BusyLoadingError):
+        client.ping()
 
 
 def restart_into_loading(server: RedisServer) -> None:
     """Save everything, restart, and return once the server answers LOADING."""
     # The server closes the connection as it exits.
-    with redis.Redis.from_url(server.url) as admin, suppress(redis.ConnectionError):
-        admin.shutdown(save=True)
+    with admin(server.url) as client, suppress(redis.ConnectionError):
+        client.shutdown(save=True)
     assert server.process is not None
     server.process.wait(timeout=10)
     server.process = None
@@ -72,16 +72,16 @@ def reloading(server: RedisServer) -> Iterator[None]:
     dropping anyone's connection, so LOADING replies are the only fault."""
 
     def reload() -> None:
-        with redis.Redis.from_url(server.url, socket_timeout=30) as admin:
-            admin.execute_command("DEBUG", "RELOAD")
+        with admin(server.url, socket_timeout=30) as client:
+            client.execute_command("DEBUG", "RELOAD")  # type: ignore[no-untyped-call]
 
     thread = threading.Thread(target=reload)
     thread.start()
     deadline = time.monotonic() + 5
-    with redis.Redis.from_url(server.url) as admin:
+    with admin(server.url) as client:
         while True:
             try:
-                admin.ping()
+                client.ping()
             except redis.BusyLoadingError:
                 break
             assert time.monotonic() < deadline, "DEBUG RELOAD never started loading"
@@ -93,10 +93,10 @@ def reloading(server: RedisServer) -> Iterator[None]:
 
 
 def wait_until_loaded(server: RedisServer) -> None:
-    with redis.Redis.from_url(server.url) as admin:
+    with admin(server.url) as client:
         for _ in range(300):
             try:
-                admin.ping()
+                client.ping()
                 return
             except redis.BusyLoadingError:
                 time.sleep(0.05)
@@ -151,9 +151,9 @@ async def test_a_backend_started_while_loading_publishes_and_consumes(
     slow_server: RedisServer,
 ) -> None:
     settings = Settings(url=slow_server.url, block_ms=100, publish_retry_seconds=15)
-    with redis.Redis.from_url(slow_server.url) as admin:
-        admin.xadd("events", {"data": b'{"before": true}'})
-        admin.sadd("abe_redis:streams", "events")
+    with admin(slow_server.url) as client:
+        client.xadd("events", {"data": b'{"before": true}'})
+        client.sadd("abe_redis:streams", "events")
     await anyio.to_thread.run_sync(restart_into_loading, slow_server)
     async with RedisMessageQueueBackend(settings) as backend:
         # First contact with a loading server: waited for, not a ConnectError.
@@ -182,5 +182,5 @@ def test_publishing_past_the_budget_while_loading_is_server_busy(
     with SyncRedisQueue(settings) as queue, pytest.raises(ServerBusy, match="LOADING"):
         queue.publish("jobs", {"n": 1})
     wait_until_loaded(slow_server)
-    with redis.Redis.from_url(slow_server.url) as admin:
-        assert admin.xlen("jobs") == 0  # refused, so nothing was written
+    with admin(slow_server.url) as client:
+        assert client.xlen("jobs") == 0  # refused, so nothing was written
