@@ -62,7 +62,7 @@ async def raw_ping(url: str, n: int) -> tuple[float, float]:
 
     async def run() -> None:
         for _ in range(n):
-            await client.execute_command("PING")
+            await client.ping()
 
     try:
         return await timed(run, n)
