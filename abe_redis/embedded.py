@@ -43,10 +43,16 @@ class RedisServer:
         port: the port; a free one by default. Restarting reuses it.
         appendonly: keep an AOF (so a restart keeps the data).
         extra: further ``--option value`` arguments.
+        cpus: run it pinned to these CPUs (``taskset -c``, e.g. ``"0"``); benchmarks.
     """
 
     def __init__(
-        self, port: int | None = None, *, appendonly: bool = False, extra: tuple[str, ...] = ()
+        self,
+        port: int | None = None,
+        *,
+        appendonly: bool = False,
+        extra: tuple[str, ...] = (),
+        cpus: str | None = None,
     ) -> None:
         binary = redis_server_binary()
         if binary is None:
@@ -55,6 +61,7 @@ class RedisServer:
         self.port = port or free_port()
         self.appendonly = appendonly
         self.extra = extra
+        self.cpus = cpus
         self._dir = tempfile.TemporaryDirectory(prefix="abe-redis-")
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -74,7 +81,9 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         """Start the server and wait until it accepts connections."""
+        pin = [] if self.cpus is None else ["taskset", "-c", self.cpus]
         args = [
+            *pin,
             self.binary,
             "--port", str(self.port),
             "--bind", "127.0.0.1",

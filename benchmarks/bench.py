@@ -2,10 +2,14 @@
 
 Starts its own redis-server, runs every workload on the same Slack-like
 events (about 300 bytes), repeats the throughput runs and prints medians
-with the ratios the performance targets are stated in. It prints figures;
-it asserts nothing about timings.
+with the ratios the performance targets are stated in, beside FastStream,
+taskiq-redis and abe-redis 0.1.0, each measured in its own venv in the same
+run. Everything runs in two placements: ``shared`` (Redis and the clients on
+one CPU) and ``split`` (Redis on one CPU, the clients on the other, as with
+Redis on another host). It prints figures; it asserts nothing about timings.
 
     python benchmarks/bench.py [--events 20000] [--repeat 3] [--backlog 1000000]
+                               [--placements shared,split] [--skip-peers]
 """
 
 from __future__ import annotations
@@ -14,11 +18,9 @@ import argparse
 import importlib.util
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -28,6 +30,7 @@ from typing import Any
 import anyio
 import redis
 import redis.asyncio as aioredis
+import venvs
 
 from abe_redis import RedisMessageQueueBackend, Settings, SyncRedisQueue
 from abe_redis.cli import slack_event
@@ -367,47 +370,6 @@ def backlog_rss(url: str, backlog: int) -> tuple[float, float]:
     return float(out[0]), float(out[1])
 
 
-# -- the old plugin, in its own venv ----------------------------------------
-
-
-def python312() -> str | None:
-    # pyenv's shim answers to python3.12 but fails unless 3.12 is selected,
-    # so the interpreter itself comes first.
-    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    candidates = sorted(root.glob("3.12.*/bin/python3.12"))
-    if candidates:
-        return str(candidates[-1])
-    return shutil.which("python3.12")
-
-
-def old_plugin(url: str, n: int) -> dict[str, float] | str:
-    interpreter = python312()
-    if interpreter is None:
-        return "no Python 3.12 found for the old plugin's venv"
-    venv = Path(tempfile.gettempdir()) / "abe-redis-bench-old-plugin"
-    python = venv / "bin" / "python"
-    if not python.exists():
-        subprocess.run([interpreter, "-m", "venv", str(venv)], check=True)
-        install = subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "abe-redis==0.1.0", "redis[hiredis]"],
-            capture_output=True,
-            text=True,
-        )
-        if install.returncode != 0:
-            shutil.rmtree(venv, ignore_errors=True)
-            return "could not install abe-redis==0.1.0: " + install.stderr.strip()[-200:]
-    run = subprocess.run(
-        [str(python), str(HERE / "old_plugin.py"), url, str(n)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if run.returncode != 0:
-        return "old plugin run failed: " + run.stderr.strip()[-300:]
-    result: dict[str, float] = json.loads(run.stdout.strip().splitlines()[-1])
-    return result
-
-
 # -- the run ------------------------------------------------------------------
 
 
@@ -415,183 +377,217 @@ def on(backend: str, fn: Callable[..., Awaitable[float]], *args: Any) -> Callabl
     return lambda: anyio.run(fn, *args, backend=backend)
 
 
+PLACEMENTS = {
+    # name: (CPUs of redis-server, CPUs of the clients)
+    "shared": ("0", "0"),  # one core for everything
+    "split": ("0", "1"),  # Redis on one core, the clients on the other, as with a remote Redis
+}
+SEQ = "ours publish sequential"
+CONS = "ours consume+ack, 1 worker"
+DRAIN = "raw XREADGROUP+XACK+JSON drain"
+PEER_COLUMNS = {
+    "publish sequential": (SEQ, "publish_sequential"),
+    "publish, 50 tasks": ("ours publish, 50 tasks", "publish_50_tasks"),
+    "consume+ack, 1 worker": (CONS, "consume_1_worker"),
+}
+
+
+def throughput(url: str, n: int, repeat: int) -> dict[str, list[float]]:
+    workloads: list[tuple[str, Callable[[], float]]] = [
+        # Each workload runs right after the one it is compared with.
+        ("raw XADD sequential", on("asyncio", raw_publish_sequential, url, n)),
+        (SEQ, on("asyncio", ours_publish_sequential, url, n)),
+        ("ours publish sequential (trio)", on("trio", ours_publish_sequential, url, n)),
+        ("SyncRedisQueue publish sequential", lambda: sync_publish_sequential(url, n)),
+        ("raw XADD pipelined", on("asyncio", raw_publish_pipelined, url, n)),
+        ("ours publish, 50 tasks", on("asyncio", ours_publish_concurrent, url, n)),
+        ("ours publish_many", on("asyncio", ours_publish_many, url, n)),
+        (DRAIN, on("asyncio", raw_drain, url, n)),
+        (CONS, on("asyncio", ours_consume, url, n, 1)),
+        (
+            "ours consume+ack, 1 worker, stdlib json",
+            on("asyncio", ours_consume, url, n, 1, "stdlib"),
+        ),
+        ("ours consume+ack, 1 worker (trio)", on("trio", ours_consume, url, n, 1)),
+        ("SyncRedisQueue consume+ack", lambda: sync_consume(url, n)),
+        ("ours consume+ack, 4 workers", on("asyncio", ours_consume, url, n, 4)),
+    ]
+    # Rounds interleave the workloads, so drift in a shared machine's speed
+    # hits ours and the raw client alike.
+    runs: dict[str, list[float]] = {name: [] for name, _ in workloads}
+    for _ in range(repeat):
+        for name, fn in workloads:
+            runs[name].append(fn())
+    return runs
+
+
+def latencies(url: str, repeat: int) -> dict[str, list[float]]:
+    lat: dict[str, list[float]] = {}
+    for rate, seconds in ((200, 3.0), (20_000, 1.0)):
+        # Raw and ours alternate, each going first in every other round.
+        by_side: dict[str, list[tuple[list[float], float]]] = {"raw": [], "ours": []}
+        for round_no in range(repeat):
+            for side in alternating(by_side, round_no):
+                by_side[side].append(anyio.run(latency, url, float(rate), seconds, side))
+        for side, runs_lat in by_side.items():
+            # The run with the median p99 stands for the workload.
+            p99s = ", ".join(f"{percentile(run[0], 99):.2f}" for run in runs_lat)
+            runs_lat.sort(key=lambda run: percentile(run[0], 99))
+            samples, achieved = runs_lat[len(runs_lat) // 2]
+            figures = [percentile(samples, p) for p in (50, 90, 99)] + [max(samples)]
+            lat[f"{side} {rate}"] = figures
+            p50, p90, p99, worst = figures
+            print(
+                f"    {side:<4} at {rate:>6}/s (achieved {achieved:,.0f}/s): p50 {p50:.2f}  "
+                f"p90 {p90:.2f}  p99 {p99:.2f}  max {worst:.2f}  "
+                f"({len(samples)} events; p99 of each run: {p99s})",
+                flush=True,
+            )
+    return lat
+
+
+def peers(url: str, n: int, repeat: int) -> dict[str, dict[str, float] | str]:
+    out: dict[str, dict[str, float] | str] = {}
+    for name in venvs.PEERS:
+        attempts = [venvs.run(name, url, n) for _ in range(repeat)]
+        measured = [a for a in attempts if isinstance(a, dict)]
+        failed = [a for a in attempts if isinstance(a, str)]
+        if failed:
+            out[name] = failed[0]
+            print(f"    {name}: not measured: {failed[0]}", flush=True)
+            continue
+        medians = {k: statistics.median(m[k] for m in measured) for k in measured[0]}
+        if "consume" in medians:
+            medians["consume_1_worker"] = medians.pop("consume")
+        out[name] = medians
+        shown = ", ".join(f"{k} {v:,.0f}" for k, v in medians.items())
+        print(f"    {name} {venvs.installed(name)}: {shown}", flush=True)
+    return out
+
+
+def report(
+    placement: str,
+    runs: dict[str, list[float]],
+    lat: dict[str, list[float]],
+    rss: float | None,
+    peer: dict[str, dict[str, float] | str],
+) -> None:
+    med = {name: statistics.median(values) for name, values in runs.items()}
+
+    def paired(ours: str, base: str) -> str:
+        each = [a / b for a, b in zip(runs[ours], runs[base], strict=True)]
+        shown = ", ".join(f"{r:.2f}" for r in each)
+        return f"{statistics.median(each):.2f}x ({shown})"
+
+    def over(peer_name: str, key: str, ours: str) -> str:
+        figures = peer.get(peer_name)
+        if not isinstance(figures, dict) or not figures.get(key):
+            return "n/a"
+        return f"{med[ours] / figures[key]:.2f}x"
+
+    def lat_fig(rate: str) -> str:
+        ours, raw = lat["ours " + rate][2], lat["raw " + rate][2]
+        return f"{ours:.2f} ms, raw {raw:.2f} ms: {ours / raw:.2f}x raw"
+
+    rows = [
+        ("publish sequential", "ours / raw XADD", paired(SEQ, "raw XADD sequential")),
+        (
+            "publish, 50 tasks",
+            "ours / raw pipelined",
+            paired("ours publish, 50 tasks", "raw XADD pipelined"),
+        ),
+        ("consume+ack, 1 worker", "ours / raw drain", paired(CONS, DRAIN)),
+        (
+            "  the same, stdlib json",
+            "ours / raw drain",
+            paired("ours consume+ack, 1 worker, stdlib json", DRAIN),
+        ),
+        ("trio vs asyncio", "publish", paired("ours publish sequential (trio)", SEQ)),
+        ("trio vs asyncio", "consume", paired("ours consume+ack, 1 worker (trio)", CONS)),
+        ("SyncRedisQueue vs async", "publish", paired("SyncRedisQueue publish sequential", SEQ)),
+        ("SyncRedisQueue vs async", "consume", paired("SyncRedisQueue consume+ack", CONS)),
+        ("latency p99 at 200/s", "ours (raw)", lat_fig("200")),
+        ("latency p99 at 20000/s", "ours (raw)", lat_fig("20000")),
+        ("RSS, 1M backlog", "MB", "n/a" if rss is None else f"{rss:.1f}"),
+    ]
+    for workload, (ours, key) in PEER_COLUMNS.items():
+        for name in venvs.PEERS:
+            rows.append((workload, f"ours / {name}", over(name, key, ours)))
+    rows.append(
+        ("consume+ack", "ours / FastStream batch", over("FastStream", "consume_batch", CONS))
+    )
+    print(f"\n  ratios, placement {placement!r} (paired: median of per-round ratios, rounds after)")
+    for workload, what, figure in rows:
+        print(f"  {workload:<26} {what:<26} {figure}")
+    old = peer.get("old plugin")
+    if isinstance(old, dict):
+        print(
+            "  old plugin errors with 50 concurrent publishers: "
+            f"{old['publish_50_tasks_errors']:.0f}"
+        )
+    print(
+        f"  ours, 4 workers / 1 worker: {med['ours consume+ack, 4 workers'] / med[CONS]:.2f}x; "
+        f"publish_many: {med['ours publish_many']:,.0f}/s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--backlog", type=int, default=1_000_000)
-    parser.add_argument("--skip-old", action="store_true", help="do not measure abe-redis 0.1.0")
+    parser.add_argument("--skip-peers", action="store_true", help="do not measure the peers")
+    parser.add_argument(
+        "--placements", default="shared,split", help="comma-separated: shared, split"
+    )
     args = parser.parse_args()
     n, repeat = args.events, args.repeat
-
-    with RedisServer() as server:
-        url = server.url
-        print(
-            f"abe-redis benchmark: redis-server {server.version}, Python "
-            f"{sys.version.split()[0]}, redis-py {redis.__version__}, "
-            f"hiredis {'yes' if redis.utils.HIREDIS_AVAILABLE else 'no'}, "
-            f"orjson {'yes' if importlib.util.find_spec('orjson') else 'no'} (REDIS_JSON=auto), "
-            f"{os.cpu_count()} CPUs, {n} events of ~{len(json.dumps(ev(0)))} bytes, "
-            f"median of {repeat} runs\n"
-        )
-        workloads: list[tuple[str, Callable[[], float]]] = [
-            # Each workload runs right after the one it is compared with.
-            ("raw XADD sequential", on("asyncio", raw_publish_sequential, url, n)),
-            ("ours publish sequential", on("asyncio", ours_publish_sequential, url, n)),
-            ("ours publish sequential (trio)", on("trio", ours_publish_sequential, url, n)),
-            ("SyncRedisQueue publish sequential", lambda: sync_publish_sequential(url, n)),
-            ("raw XADD pipelined", on("asyncio", raw_publish_pipelined, url, n)),
-            ("ours publish, 50 tasks", on("asyncio", ours_publish_concurrent, url, n)),
-            ("ours publish_many", on("asyncio", ours_publish_many, url, n)),
-            ("raw XREADGROUP+XACK+JSON drain", on("asyncio", raw_drain, url, n)),
-            ("ours consume+ack, 1 worker", on("asyncio", ours_consume, url, n, 1)),
-            (
-                "ours consume+ack, 1 worker, stdlib json",
-                on("asyncio", ours_consume, url, n, 1, "stdlib"),
-            ),
-            ("ours consume+ack, 1 worker (trio)", on("trio", ours_consume, url, n, 1)),
-            ("SyncRedisQueue consume+ack", lambda: sync_consume(url, n)),
-            ("ours consume+ack, 4 workers", on("asyncio", ours_consume, url, n, 4)),
-        ]
-        # Rounds interleave the workloads, so drift in a shared machine's
-        # speed hits ours and the raw client alike. Ratios are taken within
-        # each round (paired), and their median is reported: on a noisy
-        # machine that moves far less than a ratio of two medians.
-        runs: dict[str, list[float]] = {name: [] for name, _ in workloads}
-        for _ in range(repeat):
-            for name, fn in workloads:
-                runs[name].append(fn())
-        med = {name: statistics.median(values) for name, values in runs.items()}
-        for name, values in runs.items():
-            shown = ", ".join(f"{v:,.0f}" for v in values)
-            print(f"  {name:<40} {med[name]:>12,.0f}/s   runs: {shown}")
-
-        def paired(ours: str, base: str) -> str:
-            each = [a / b for a, b in zip(runs[ours], runs[base], strict=True)]
-            shown = ", ".join(f"{r:.2f}" for r in each)
-            return f"{statistics.median(each):.2f}x ({shown})"
-
-        many = med["ours publish_many"]
-        cons1, cons4 = med["ours consume+ack, 1 worker"], med["ours consume+ack, 4 workers"]
-
-        print("\n  end-to-end latency (publisher process -> handler), ms:")
-        lat: dict[str, list[float]] = {}
-        for rate, seconds in ((200, 3.0), (20_000, 1.0)):
-            # Raw and ours alternate, each going first in every other round,
-            # so a busy spell or a drift within a round hits both sides alike.
-            by_side: dict[str, list[tuple[list[float], float]]] = {"raw": [], "ours": []}
-            for round_no in range(repeat):
-                for side in alternating(by_side, round_no):
-                    by_side[side].append(anyio.run(latency, url, float(rate), seconds, side))
-            for side, runs_lat in by_side.items():
-                # The run with the median p99 stands for the workload; the p99
-                # of every run is printed in the order they ran.
-                p99s = ", ".join(f"{percentile(run[0], 99):.2f}" for run in runs_lat)
-                runs_lat.sort(key=lambda run: percentile(run[0], 99))
-                samples, achieved = runs_lat[len(runs_lat) // 2]
-                figures = [percentile(samples, p) for p in (50, 90, 99)] + [max(samples)]
-                lat[f"{side} {rate}"] = figures
-                p50, p90, p99, worst = figures
+    cpus = sorted(os.sched_getaffinity(0))
+    wanted = [p.strip() for p in args.placements.split(",") if p.strip()]
+    if "split" in wanted and len(cpus) < 2:
+        print("  placement 'split' needs two CPUs; skipped")
+        wanted.remove("split")
+    print(
+        f"abe-redis benchmark: Python {sys.version.split()[0]}, redis-py {redis.__version__} "
+        f"(the raw client), hiredis, "
+        f"orjson {'yes' if importlib.util.find_spec('orjson') else 'no'} "
+        f"(REDIS_JSON=auto), {len(cpus)} CPUs, {n} events of ~{len(json.dumps(ev(0)))} bytes, "
+        f"median of {repeat} rounds; placements: {', '.join(wanted)}"
+    )
+    for placement in wanted:
+        redis_cpu, client_cpu = PLACEMENTS[placement]
+        # This process and everything it starts (publishers, peers) run on the
+        # clients' CPU; redis-server on its own.
+        os.sched_setaffinity(0, {cpus[int(client_cpu)]})
+        try:
+            with RedisServer(cpus=str(cpus[int(redis_cpu)])) as server:
+                url = server.url
                 print(
-                    f"    {side:<4} at {rate:>6}/s (achieved {achieved:,.0f}/s): p50 {p50:.2f}  "
-                    f"p90 {p90:.2f}  p99 {p99:.2f}  max {worst:.2f}  "
-                    f"({len(samples)} events; p99 of each run: {p99s})",
+                    f"\n== placement {placement!r}: redis-server {server.version} on CPU "
+                    f"{cpus[int(redis_cpu)]}, clients on CPU {cpus[int(client_cpu)]}",
                     flush=True,
                 )
-
-        rss = None
-        if args.backlog:
-            rss, drain_rate = backlog_rss(url, args.backlog)
-            print(
-                f"\n  consumer peak RSS draining a {args.backlog:,}-event backlog: {rss:.1f} MB "
-                f"({drain_rate:,.0f}/s)",
-                flush=True,
-            )
-
-        old: dict[str, float] | str = "skipped (--skip-old)"
-        if not args.skip_old:
-            print("\n  old plugin abe-redis==0.1.0 (Python 3.12 venv):", flush=True)
-            attempts = [old_plugin(url, n) for _ in range(repeat)]
-            measured = [a for a in attempts if isinstance(a, dict)]
-            failures = [a for a in attempts if isinstance(a, str)]
-            if failures:
-                old = failures[0]
-                print(f"    not measured: {old}")
-            else:
-                old = {k: statistics.median(m[k] for m in measured) for k in measured[0]}
-                for k, v in old.items():
-                    print(f"    {k:<36} {v:>12,.0f}")
-
-    def ratio(a: float, b: float | None) -> str:
-        return f"{a / b:.2f}x" if b else "n/a"
-
-    def lat_fig(rate: str) -> str:
-        return f"{lat['ours ' + rate][2]:.2f} ({lat['raw ' + rate][2]:.2f})"
-
-    o = old if isinstance(old, dict) else {}
-    seq = "ours publish sequential"
-    cons = "ours consume+ack, 1 worker"
-    drain = "raw XREADGROUP+XACK+JSON drain"
-    rows = [
-        ("publish sequential", "ours / raw XADD", paired(seq, "raw XADD sequential"), ">= 0.95x"),
-        (
-            "publish, 50 tasks",
-            "ours / raw pipelined",
-            paired("ours publish, 50 tasks", "raw XADD pipelined"),
-            ">= 0.8x",
-        ),
-        (
-            "publish, 50 tasks",
-            "ours / old plugin",
-            ratio(med["ours publish, 50 tasks"], o.get("publish_50_tasks")),
-            ">= 4x",
-        ),
-        ("consume+ack, 1 worker", "ours / raw drain", paired(cons, drain), ">= 0.8x"),
-        (
-            "  the same, stdlib json",
-            "ours / raw drain",
-            paired("ours consume+ack, 1 worker, stdlib json", drain),
-            ">= 0.8x",
-        ),
-        (
-            "consume+ack, 1 worker",
-            "ours / old plugin",
-            ratio(cons1, o.get("consume_1_worker")),
-            ">= 8x",
-        ),
-        ("trio vs asyncio", "publish", paired("ours publish sequential (trio)", seq), ">= 0.6x"),
-        (
-            "trio vs asyncio",
-            "consume",
-            paired("ours consume+ack, 1 worker (trio)", cons),
-            ">= 0.6x",
-        ),
-        (
-            "SyncRedisQueue vs async",
-            "publish",
-            paired("SyncRedisQueue publish sequential", seq),
-            ">= 0.5x",
-        ),
-        (
-            "SyncRedisQueue vs async",
-            "consume",
-            paired("SyncRedisQueue consume+ack", cons),
-            ">= 0.5x",
-        ),
-        ("latency p99 at 200/s", "ms (raw floor)", lat_fig("200"), "<= 1 ms"),
-        ("latency p99 at 20000/s", "ms (raw floor)", lat_fig("20000"), "<= 5 ms"),
-        ("RSS, backlog", "MB", "n/a" if rss is None else f"{rss:.1f}", "< 100 MB"),
-    ]
-    print(
-        "\n  ratios (same run; paired: the median of the per-round ratios, each round's after it)"
-    )
-    print(f"  {'workload':<26} {'measure':<22} {'target':<10} figure")
-    for workload, what, figure, target in rows:
-        print(f"  {workload:<26} {what:<22} {target:<10} {figure}")
-    if isinstance(old, dict):
-        errors = old["publish_50_tasks_errors"]
-        print(f"\n  old plugin errors with 50 concurrent publishers: {errors:.0f}")
-    print(f"\n  ours, 4 workers / 1 worker: {ratio(cons4, cons1)}; publish_many: {many:,.0f}/s")
+                runs = throughput(url, n, repeat)
+                for name, values in runs.items():
+                    shown = ", ".join(f"{v:,.0f}" for v in values)
+                    print(f"  {name:<40} {statistics.median(values):>12,.0f}/s   runs: {shown}")
+                print("\n  end-to-end latency (publisher process -> handler), ms:", flush=True)
+                lat = latencies(url, repeat)
+                rss = None
+                if args.backlog:
+                    rss, drain_rate = backlog_rss(url, args.backlog)
+                    print(
+                        f"\n  consumer peak RSS draining a {args.backlog:,}-event backlog: "
+                        f"{rss:.1f} MB ({drain_rate:,.0f}/s)",
+                        flush=True,
+                    )
+                peer: dict[str, dict[str, float] | str] = {}
+                if not args.skip_peers:
+                    print("\n  peers, each in its own venv (median of the rounds):", flush=True)
+                    peer = peers(url, n, repeat)
+                report(placement, runs, lat, rss, peer)
+        finally:
+            os.sched_setaffinity(0, set(cpus))
 
 
 if __name__ == "__main__":

@@ -114,6 +114,7 @@ class _Consumer:
         """The flow raised: after a failed start, a later call starts over (nothing is
         held); otherwise the error ends consuming, and what is held is released."""
         if self._core.state is ConsumerState.NEW:
+            await self._driver.abandon()
             self._driver = Driver(self._core.run(), self._executor)
         else:
             await self._close(processed=False)
@@ -132,6 +133,7 @@ class _Consumer:
         self._driver.flow.close()
         try:
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
+                await self._driver.abandon()
                 if self._leases is not None:
                     # No renewal may land after the release below.
                     await anyio.to_thread.run_sync(self._leases.forget_and_wait, id(self))

@@ -17,6 +17,13 @@ Rules it keeps (the parts live in their own modules):
   policy (:mod:`.groups`); stale consumers are removed (:mod:`.cleanup`).
 * On close, everything still pending for this consumer and not processed
   is released (XCLAIM ... IDLE) for others to claim at once.
+* Read-ahead: while a backlog is being handed out from one stream, the next
+  read (with the acks owed) is sent when half the buffer is left, so Redis
+  answers it while the application works; its reply is collected when the
+  buffer runs dry. Only while handlers are fast: the buffered entries must
+  take less than a third of the lease interval at the pace seen, because
+  entries of a read in flight are not yet renewed. Never while a claim,
+  discovery, clean-up or retry is due: those go through a regular refill.
 * Round trips are retried by :func:`~.retry.retrying`; the core never reads
   the clock: ``now`` arrives with every :class:`~abe_redis._core.steps.Resume`.
 
@@ -45,7 +52,7 @@ from .policy import GroupPolicy, RedeliveryPolicy
 from .reading import ReadPlan
 from .retry import Backoff, fails_at_start, retrying
 from .settling import Key, Ledger
-from .steps import NOT_RUN, Batch, Flow, Race, RoundTrip, Sleep
+from .steps import NOT_RUN, Ahead, Batch, Collect, Flow, Interrupted, Race, RoundTrip, Sleep
 
 logger = logging.getLogger("abe_redis")
 
@@ -92,6 +99,7 @@ class ConsumerConfig:
     stale_consumer_ms: int | None = 3_600_000
     stale_check_interval: float = 60.0
     loads: Loads = stdlib_loads
+    read_ahead: bool = True
 
 
 @dataclass(slots=True)
@@ -106,6 +114,7 @@ class ConsumerStats:
     released: int = 0
     groups_recreated: int = 0
     stale_consumers_removed: int = 0
+    read_ahead: int = 0
 
 
 @dataclass(slots=True)
@@ -129,6 +138,9 @@ class ConsumerCore:
     now: float = 0.0
     next_discovery_at: float = 0.0
     next_stale_check_at: float = 0.0
+    ahead: tuple[Any, Batch, XReadGroup, dict[str, list[str]]] | None = None
+    last_hand_out: float | None = None
+    pace: float = float("inf")  # unknown until two hand-outs
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -241,6 +253,8 @@ class ConsumerCore:
             if self.dead:
                 yield from self._bury()
             if self.buffer:
+                if self._ahead_due():
+                    yield from self._send_ahead()
                 resume = yield self._hand_out()
                 self.now = resume.now
                 self._settle_handed(resume.now)
@@ -248,6 +262,8 @@ class ConsumerCore:
                 if self.buffer and self._ack_due():
                     yield from self._call(Batch(tuple(self.ledger.ack_commands())))
                     self._acked()
+            elif self.ahead is not None:
+                yield from self._collect_ahead()
             else:
                 yield from self._refill()
 
@@ -265,7 +281,7 @@ class ConsumerCore:
             return None
         self.now = now
         self._settle_handed(now)
-        if not self.buffer or self.dead or self._ack_due():
+        if not self.buffer or self.dead or self._ack_due() or self._ahead_due():
             return None
         return self._hand_out()
 
@@ -273,7 +289,70 @@ class ConsumerCore:
         delivery = self.buffer.popleft()
         self.ledger.hand(delivery, auto_ack=self.config.auto_ack)
         self.stats.delivered += 1
+        # The pace of the application: the longest recent gap between hand-outs.
+        last, self.last_hand_out = self.last_hand_out, self.now
+        if last is not None:
+            gap = self.now - last
+            self.pace = gap if self.pace == float("inf") else max(gap, self.pace * 0.9)
         return delivery
+
+    # -- read-ahead ---------------------------------------------------------
+
+    def _ahead_due(self) -> bool:
+        cfg, plan = self.config, self.plan
+        if not cfg.read_ahead or self.ahead is not None or self.dead:
+            return False
+        left = len(self.buffer)
+        if not 0 < left <= cfg.prefetch // 2 or plan.drained:
+            return False
+        stream = plan.lone_stream()
+        if stream is None or plan.cursors[stream].history:
+            return False
+        now = self.now
+        next_retry = self.ledger.next_retry()
+        if (
+            now >= plan.next_claim_at
+            or (cfg.streams is None and now >= self.next_discovery_at)
+            or (cfg.stale_consumer_ms is not None and now >= self.next_stale_check_at)
+            or (next_retry is not None and next_retry <= now)
+        ):
+            return False
+        # Entries of a read in flight are not renewed until collected.
+        return self.pace * (left + 1) < cfg.claim_min_idle_ms / 1000 / 9
+
+    def _send_ahead(self) -> Flow[None]:
+        (stream,) = self.plan.cursors
+        read = self.plan.read(stream)
+        acks = self.ledger.ack_commands()
+        taken = self.ledger.take_acks()
+        batch = Batch((*acks, read))
+        try:
+            resume = yield Ahead(batch)
+        except (Interrupted, TransportError):
+            self._lost_ahead(taken)
+            return
+        self.now = resume.now
+        self.ahead = (resume.reply, batch, read, taken)
+        self.stats.read_ahead += 1
+
+    def _collect_ahead(self) -> Flow[None]:
+        assert self.ahead is not None
+        ticket, batch, read, taken = self.ahead
+        self.ahead = None
+        try:
+            resume = yield Collect(ticket)
+            self.now = resume.now
+            replies = batch.parse_reply(resume.reply)
+        except (Interrupted, TransportError):
+            # What the read fetched is ours to re-read; the acks go again.
+            self._lost_ahead(taken)
+            return
+        self.stats.acked += self.ledger.confirm(taken)
+        self._accept((yield from self._took(read, replies[-1])))
+
+    def _lost_ahead(self, taken: dict[str, list[str]]) -> None:
+        self.ledger.requeue(taken, self.now)
+        self.plan.reread()
 
     def _settle_handed(self, now: float) -> None:
         # auto_ack: asking for the next delivery means the last one was processed.
@@ -300,6 +379,11 @@ class ConsumerCore:
             return
         self._to(ConsumerState.CLOSING)
         ledger, cfg = self.ledger, self.config
+        if self.ahead is not None:
+            # Its reply will not be read (the driver drops the connection):
+            # send its acks again; what it fetched is released below.
+            ledger.requeue(self.ahead[3], self.now)
+            self.ahead = None
         if cfg.auto_ack and processed:
             for key in list(ledger.outstanding):
                 ledger.ack(key, self.now)

@@ -120,15 +120,29 @@ class Ledger:
 
     def acked(self) -> int:
         """Redis has the acks of :meth:`ack_commands`: release them; returns how many."""
+        return self.confirm(self.take_acks())
+
+    def take_acks(self) -> dict[str, list[str]]:
+        """The acks owed, taken out to go with a round trip whose answer comes later."""
+        taken, self.acks = self.acks, {}
+        self.ack_count = 0
+        self.first_ack_at = None
+        return taken
+
+    def confirm(self, taken: dict[str, list[str]]) -> int:
+        """Redis has these acks: release their entries; returns how many."""
         count = 0
-        for stream, ids in self.acks.items():
+        for stream, ids in taken.items():
             count += len(ids)
             for entry_id in ids:
                 self.release((stream, entry_id))
-        self.acks.clear()
-        self.ack_count = 0
-        self.first_ack_at = None
         return count
+
+    def requeue(self, taken: dict[str, list[str]], now: float) -> None:
+        """The round trip carrying these acks was lost: owe them again (XACK is idempotent)."""
+        for stream, ids in taken.items():
+            for entry_id in ids:
+                self.owe_ack(stream, entry_id, now)
 
     # -- retries ----------------------------------------------------------
 

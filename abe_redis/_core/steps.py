@@ -5,6 +5,8 @@ A flow is a generator. It yields one step at a time:
 * a :class:`~abe_redis._core.commands.Command`, a :class:`Batch` or a
   :class:`Race`: a round trip. The driver runs it and sends back
   ``Resume(raw_reply, now)``;
+* :class:`Ahead` / :class:`Collect`: a round trip split in two, sent now
+  and its reply fetched later;
 * :class:`Sleep`: the driver waits, then sends ``Resume(None, now)``;
 * for consumers, a :class:`~abe_redis._core.entries.Delivery`: the driver
   hands the payload to the application and sends ``Resume(None, now)`` when
@@ -85,6 +87,24 @@ class Race:
 
 
 @dataclass(frozen=True, slots=True)
+class Ahead:
+    """Send this round trip now and go on; the driver answers with a ticket at once.
+
+    Its reply is fetched later with :class:`Collect`, so Redis works on it
+    while the flow does other things (a consumer hands out what it holds).
+    """
+
+    step: Command[Any] | Batch
+
+
+@dataclass(frozen=True, slots=True)
+class Collect:
+    """The raw reply of a round trip sent :class:`Ahead` (waiting for it if need be)."""
+
+    ticket: Any
+
+
+@dataclass(frozen=True, slots=True)
 class Sleep:
     """Ask the driver to wait this many seconds."""
 
@@ -109,7 +129,7 @@ class Interrupted(Exception):
 RoundTrip = Command[Any] | Batch | Race
 """What an executor runs."""
 
-Step = RoundTrip | Sleep | Delivery
+Step = RoundTrip | Ahead | Collect | Sleep | Delivery
 Flow = Generator[Step, Resume, T]
 
 

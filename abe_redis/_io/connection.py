@@ -30,7 +30,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import anyio
 import anyio.abc
@@ -128,40 +128,86 @@ class Connection:
             raise LocalProtocolError("a connection carries one round trip at a time")
         self._busy = True
         try:
-            if (
-                self._stream is not None
-                and time.monotonic() - self._last_used > IDLE_CHECK
-                and self._closed_by_peer()
-            ):
-                await self._discard()
-            if self._stream is None:
-                await self._connect()
+            await self._ready()
             with anyio.fail_after(self._blocking_timeout if blocks(step) else self._timeout):
-                reply = await self._exchange(step)
+                await self._send(step)
+                reply = await self._receive(step)
             self._last_used = time.monotonic()
             return reply
         except BaseException as exc:
-            await self._discard()
-            error = mapped(exc, self.target)
-            if error is exc:
-                raise
-            raise error from exc
+            await self._failed(exc)
         finally:
             self._busy = False
 
-    async def _exchange(self, step: Command[Any] | Batch) -> Any:
+    async def send(self, step: Command[Any] | Batch) -> None:
+        """Send ``step`` and leave its reply to :meth:`receive` (a read-ahead).
+
+        The connection stays busy until the reply is received, or until
+        :meth:`abandon` closes it. Errors as :meth:`round_trip`.
+        """
+        if self._busy:
+            raise LocalProtocolError("a connection carries one round trip at a time")
+        self._busy = True
+        try:
+            await self._ready()
+            with anyio.fail_after(self._timeout):
+                await self._send(step)
+        except BaseException as exc:
+            self._busy = False
+            await self._failed(exc)
+
+    async def _ready(self) -> None:
+        if (
+            self._stream is not None
+            and time.monotonic() - self._last_used > IDLE_CHECK
+            and self._closed_by_peer()
+        ):
+            # The server dropped it while idle (its `timeout`, a restart):
+            # nothing was sent on it yet, so connecting afresh is safe.
+            await self._discard()
+        if self._stream is None:
+            await self._connect()
+
+    async def receive(self, step: Command[Any] | Batch) -> Any:
+        """The raw reply of the ``step`` last sent. Errors as :meth:`round_trip`."""
+        try:
+            with anyio.fail_after(self._blocking_timeout if blocks(step) else self._timeout):
+                reply = await self._receive(step)
+            self._last_used = time.monotonic()
+            return reply
+        except BaseException as exc:
+            await self._failed(exc)
+        finally:
+            self._busy = False
+
+    async def abandon(self) -> None:
+        """Give up on a reply still due: close the connection (it would be out of step)."""
+        await self._discard()
+        self._busy = False
+
+    async def _failed(self, exc: BaseException) -> NoReturn:
+        await self._discard()
+        error = mapped(exc, self.target)
+        if error is exc:
+            raise exc
+        raise error from exc
+
+    async def _send(self, step: Command[Any] | Batch) -> None:
         assert self._stream is not None
         pack = _pack
         if type(step) is not Batch:
-            await self._stream.send(pack(cast("Command[Any]", step).to_args()))
-            self.round_trips += 1
-            return await self._read()
-        commands = step.commands
-        packed = b"".join(pack(cmd.to_args()) for cmd in commands)
-        if step.transaction:
-            packed = _MULTI + packed + _EXEC
+            packed = pack(cast("Command[Any]", step).to_args())
+        else:
+            packed = b"".join(pack(cmd.to_args()) for cmd in step.commands)
+            if step.transaction:
+                packed = _MULTI + packed + _EXEC
         await self._stream.send(packed)
         self.round_trips += 1
+
+    async def _receive(self, step: Command[Any] | Batch) -> Any:
+        if type(step) is not Batch:
+            return await self._read()
+        commands = step.commands
         if not step.transaction:
             return [await self._read() for _ in commands]
         queued = [await self._read() for _ in range(len(commands) + 1)][1:]

@@ -17,9 +17,9 @@ from typing import Any, Generic, TypeVar
 import anyio
 
 from .._core.entries import Delivery
-from .._core.steps import Flow, Interrupted, Resume, Sleep, Step
+from .._core.steps import Ahead, Collect, Flow, Interrupted, Resume, Sleep, Step
 from ..errors import LocalProtocolError, TransportError
-from .executor import Executor
+from .executor import Executor, Ticket, Wire
 
 T = TypeVar("T")
 
@@ -47,6 +47,7 @@ class Driver(Generic[T]):
         self.started = False
         self.finished = False
         self.pending: Step | None = None
+        self.tickets: list[Ticket] = []  # round trips sent ahead, not collected
 
     async def advance(self) -> Delivery | Finished:
         """Run round trips and sleeps until the flow yields a delivery or returns.
@@ -74,7 +75,7 @@ class Driver(Generic[T]):
                     step = flow.send(Resume(None, time.monotonic()))
                     continue
                 try:
-                    raw = await self.executor.execute(step)  # type: ignore[arg-type]
+                    raw = await self._run(step)
                 except TransportError as exc:
                     self.pending = None
                     step = flow.throw(exc)
@@ -89,6 +90,28 @@ class Driver(Generic[T]):
                 self.finished = True  # raised by the flow: it is over
             raise
         return step
+
+    async def _run(self, step: Step) -> Any:
+        if type(step) is Ahead:
+            ticket = await self._wire().send(step.step)
+            self.tickets.append(ticket)
+            return ticket
+        if type(step) is Collect:
+            ticket = step.ticket
+            self.tickets.remove(ticket)
+            return await self._wire().receive(ticket)
+        return await self.executor.execute(step)  # type: ignore[arg-type]
+
+    def _wire(self) -> Wire:
+        if not isinstance(self.executor, Wire):
+            raise LocalProtocolError("round trips sent ahead need the wire as executor")
+        return self.executor
+
+    async def abandon(self) -> None:
+        """Drop the replies of round trips sent ahead and never collected."""
+        tickets, self.tickets = self.tickets, []
+        for ticket in tickets:
+            await self._wire().abandon(ticket)
 
 
 async def run_flow(flow: Flow[T], executor: Executor) -> T:

@@ -7,12 +7,16 @@ Errors reach it already mapped to ours (the connection maps them).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
 
-from .._core.steps import NOT_RUN, Race, RoundTrip
+from .._core.commands import Command
+from .._core.steps import NOT_RUN, Batch, Race, RoundTrip
 from ..errors import AbeRedisError
+from .connection import Connection
+from .pool import Pool
 from .topology import Topology
 
 
@@ -21,6 +25,16 @@ class Executor(Protocol):
     coalescer in front of it)."""
 
     async def execute(self, step: RoundTrip) -> Any: ...
+
+
+@dataclass(slots=True)
+class Ticket:
+    """A round trip sent ahead: the connection holding its reply."""
+
+    step: Command[Any] | Batch
+    pool: Pool
+    conn: Connection
+    open: bool = True
 
 
 class Wire:
@@ -35,6 +49,32 @@ class Wire:
         if type(step) is Race:
             return await self._race(step)
         return await self.topology.pool_for(step).round_trip(step)  # type: ignore[arg-type]
+
+    async def send(self, step: Command[Any] | Batch) -> Ticket:
+        """Send ``step`` now on a connection of its own; its reply waits there."""
+        pool = self.topology.pool_for(step)
+        conn = await pool.lend()
+        try:
+            await conn.send(step)
+        except BaseException:
+            pool.give_back(conn)
+            raise
+        return Ticket(step, pool, conn)
+
+    async def receive(self, ticket: Ticket) -> Any:
+        """The raw reply of a round trip sent ahead."""
+        try:
+            return await ticket.conn.receive(ticket.step)
+        finally:
+            ticket.open = False
+            ticket.pool.give_back(ticket.conn)
+
+    async def abandon(self, ticket: Ticket) -> None:
+        """Give up on a reply still due; its connection is closed."""
+        if ticket.open:
+            ticket.open = False
+            await ticket.conn.abandon()
+            ticket.pool.give_back(ticket.conn)
 
     async def _race(self, race: Race) -> list[Any]:
         """Run every member at once; stop the rest when one brings something or fails.

@@ -49,6 +49,15 @@ class Pool:
         finally:
             self._give_back(conn)
 
+    async def lend(self) -> Connection:
+        """A connection for a round trip split in two (send now, receive later);
+        hand it back with :meth:`give_back`."""
+        return self._idle.pop() if self._idle else await self._take()
+
+    def give_back(self, conn: Connection) -> None:
+        """Return a lent connection (one that failed has closed itself)."""
+        self._give_back(conn)
+
     async def _take(self) -> Connection:
         while not self._idle:
             if len(self._all) < self.limit:

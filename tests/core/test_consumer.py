@@ -27,7 +27,7 @@ from abe_redis._core.entries import Delivery
 from abe_redis._core.policy import GroupPolicy, RedeliveryPolicy
 from abe_redis._core.replies import ErrorReply
 from abe_redis._core.scripts import DELETE_STALE_CONSUMERS
-from abe_redis._core.steps import NOT_RUN, Batch, Interrupted, Race, Sleep
+from abe_redis._core.steps import NOT_RUN, Ahead, Batch, Collect, Interrupted, Race, Sleep
 from abe_redis.errors import (
     CommandError,
     ConnectError,
@@ -539,3 +539,69 @@ def test_a_start_that_failed_leaves_the_consumer_new_so_it_can_start_over() -> N
     assert core.state is ConsumerState.NEW
     again = Player(core.run())
     assert again.step == SMembers("reg")
+
+
+def backlog(player: Player[None], *, pace: float = 0.001) -> list[Any]:
+    """Feed a full page of 10 new entries and step until the flow does I/O again."""
+    player.reply([[[b"s", []]], EMPTY_CLAIM])
+    assert player.step == blocked()
+    player.reply([[[b"s", [entry(f"{i}-0", b'{"n":%d}' % i) for i in range(1, 11)]]]])
+    seen = []
+    while isinstance(player.step, Delivery):
+        seen.append(player.step)
+        player.reply(advance=pace)
+    return seen
+
+
+AHEAD = Ahead(Batch((XAck("s", "g", ("1-0", "2-0", "3-0", "4-0", "5-0")), new())))
+
+
+def test_a_backlog_is_read_ahead_while_the_buffer_is_handed_out() -> None:
+    core, player = started()
+    handed = backlog(player)
+    # Half the page handed out: the next read goes out now, with the acks.
+    assert len(handed) == 5
+    assert player.step == AHEAD
+    player.reply("ticket", advance=0.001)
+    while isinstance(player.step, Delivery):  # the rest, while Redis answers
+        player.reply(advance=0.001)
+    assert player.step == Collect("ticket")
+    player.reply([5, [[b"s", [entry("11-0", b'{"n":11}')]]]])
+    assert player.step == Delivery("s", "11-0", {"n": 11})
+    assert core.stats.acked == 5  # confirmed by the collected reply
+
+
+def test_no_read_ahead_when_handlers_are_slow() -> None:
+    # Entries of a read in flight are not renewed; at 2 s per handler the
+    # buffered ones would outlast a third of the lease interval (30 s / 9).
+    _, player = started()
+    backlog(player, pace=2.0)
+    assert not isinstance(player.step, Ahead)
+
+
+def test_a_lost_read_ahead_rereads_our_pending_entries_and_acks_again() -> None:
+    core, player = started()
+    backlog(player)
+    player.reply("ticket")
+    while isinstance(player.step, Delivery):
+        player.reply(advance=0.001)
+    assert player.step == Collect("ticket")
+    player.throw(ConnectError("reset"))
+    # The read may have delivered entries to us: history first, acks owed again.
+    assert isinstance(player.step, Batch)
+    acks = player.step.commands[0]
+    assert isinstance(acks, XAck)
+    assert set(acks.ids) == {f"{i}-0" for i in range(1, 11)}
+    assert history() in player.step.commands
+
+
+def test_closing_with_a_read_ahead_in_flight_sends_its_acks_again() -> None:
+    core, player = started()
+    backlog(player)
+    player.reply("ticket")
+    closing = Player(core.close(processed=True))
+    assert isinstance(closing.step, Batch)
+    acks = closing.step.commands[0]
+    assert isinstance(acks, XAck)
+    assert set(acks.ids) >= {"1-0", "2-0", "3-0", "4-0", "5-0"}
+    assert core.ahead is None

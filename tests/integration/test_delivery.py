@@ -22,6 +22,7 @@ from abe_redis import (
     StreamKeyError,
     SyncRedisQueue,
 )
+from abe_redis._io.topology import SingleNode
 from abe_redis.embedded import RedisServer, free_port
 
 from ..helpers import take
@@ -313,3 +314,32 @@ def test_sync_publishes_from_many_threads_share_round_trips(
     assert len(set(ids)) == 400
     assert raw.xlen(stream) == 401
     assert trips < 400
+
+
+async def test_a_backlog_is_read_ahead_and_nothing_is_lost(
+    settings: Settings, names: Names, raw: redis.Redis
+) -> None:
+    stream = names("backlog")
+    fast = dataclasses.replace(settings, claim_min_idle_ms=30_000, prefetch=64)
+    async with RedisMessageQueueBackend(fast) as backend:
+        await backend.publish_many(stream, [{"n": n} for n in range(3000)])
+        seen: list[int] = []
+        async with backend.consume() as consumer:
+            with anyio.fail_after(30):
+                async for event in consumer:
+                    seen.append(event["n"])
+                    if len(seen) == 1500:
+                        break
+        assert consumer.stats.read_ahead > 0
+        # Closed with a read ahead maybe in flight: the rest goes to the next.
+        async with backend.consume() as second:
+            with anyio.fail_after(30):
+                async for event in second:
+                    seen.append(event["n"])
+                    if len(set(seen)) == 3000:
+                        break
+        assert sorted(set(seen)) == list(range(3000))
+        assert (await backend.pending(stream)).count == 0
+        topology = backend._open().topology
+        assert isinstance(topology, SingleNode)
+        assert topology.pool.size <= 3  # no connection left checked out by a read ahead
