@@ -546,7 +546,7 @@ def backlog(player: Player[None], *, pace: float = 0.001) -> list[Any]:
     player.reply([[[b"s", []]], EMPTY_CLAIM])
     assert player.step == blocked()
     player.reply([[[b"s", [entry(f"{i}-0", b'{"n":%d}' % i) for i in range(1, 11)]]]])
-    seen = []
+    seen: list[Any] = []
     while isinstance(player.step, Delivery):
         seen.append(player.step)
         player.reply(advance=pace)
@@ -580,7 +580,7 @@ def test_no_read_ahead_when_handlers_are_slow() -> None:
 
 
 def test_a_lost_read_ahead_rereads_our_pending_entries_and_acks_again() -> None:
-    core, player = started()
+    _, player = started()
     backlog(player)
     player.reply("ticket")
     while isinstance(player.step, Delivery):
