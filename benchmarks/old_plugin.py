@@ -14,26 +14,7 @@ import sys
 import time
 
 import redis.asyncio as aioredis
-
-
-def event(i: int) -> dict[str, object]:
-    # The same event as abe_redis.cli.slack_event; this script runs in a venv
-    # where only the old plugin is installed, so it cannot import ours.
-    return {
-        "token": "demo-verification-token",
-        "team_id": "T0DEMO0001",
-        "api_app_id": "A0DEMO0001",
-        "type": "event_callback",
-        "event_id": f"Ev{i:010d}",
-        "event_time": 1_700_000_000 + i,
-        "event": {
-            "type": "message",
-            "channel": "C0DEMO0001",
-            "user": "U0DEMO0001",
-            "text": f"hello from the abe-redis demo, message {i}",
-            "ts": f"{1_700_000_000 + i}.000100",
-        },
-    }
+from slack_event import event
 
 
 async def main(url: str, n: int) -> dict[str, float]:
