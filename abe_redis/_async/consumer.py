@@ -86,18 +86,19 @@ class _Consumer:
         if self._leases is not None and self._core.held_version != self._lease_version:
             self._lease_version = self._core.held_version
             cfg = self._core.config
-            self._leases.update(id(self), cfg.group, cfg.consumer, self._core.leases())
+            self._leases.update(id(self), cfg.group, cfg.consumer, self._core.ledger.held)
 
     async def _next(self) -> Delivery:
-        if self.closed:
-            raise StopAsyncIteration
         driver = self._driver
         if driver.started and driver.pending is None and not driver.finished:
             # The flow is parked at its last delivery: take the next buffered
             # one without resuming it (no generator or driver round per message).
+            # None once the consumer is closed, among other cases.
             delivery = self._core.hand_out_buffered(time.monotonic())
             if delivery is not None:
                 return delivery
+        if self.closed:
+            raise StopAsyncIteration
         try:
             step = await driver.advance()
         except BaseException:

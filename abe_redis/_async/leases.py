@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import anyio
@@ -51,8 +52,8 @@ class LeaseKeeper:
         self.interval = interval
         self.max_lease = max_lease
         self._lock = threading.Lock()
-        # token -> (group, consumer, {stream: {id: first seen}})
-        self._held: dict[int, tuple[str, str, dict[str, dict[str, float]]]] = {}
+        # token -> (group, consumer, {(stream, id): first seen})
+        self._held: dict[int, tuple[str, str, dict[tuple[str, str], float]]] = {}
         # Renewals in flight, so that forget_and_wait() can be sure none that
         # saw a forgotten consumer lands after it returns.
         self._in_flight = 0
@@ -67,23 +68,23 @@ class LeaseKeeper:
         self.renewed = 0
 
     def update(
-        self, token: int, group: str, consumer: str, leases: dict[str, tuple[str, ...]]
+        self, token: int, group: str, consumer: str, held: AbstractSet[tuple[str, str]]
     ) -> None:
-        """Record what consumer ``token`` holds now (from any thread)."""
+        """Record what consumer ``token`` holds now, as (stream, id) pairs (from any thread).
+
+        Only the changes are walked (set differences): a consumer calls this
+        once per batch it fetches or settles.
+        """
         now = time.monotonic()
         with self._lock:
-            if not leases:
+            if not held:
                 self._held.pop(token, None)
                 return
-            old = self._held.get(token, (group, consumer, {}))[2]
-            self._held[token] = (
-                group,
-                consumer,
-                {
-                    stream: {i: old.get(stream, {}).get(i, now) for i in ids}
-                    for stream, ids in leases.items()
-                },
-            )
+            since = self._held.setdefault(token, (group, consumer, {}))[2]
+            for key in since.keys() - held:
+                del since[key]
+            for key in held - since.keys():
+                since[key] = now
         self._start()
 
     def forget(self, token: int) -> None:
@@ -158,12 +159,13 @@ class LeaseKeeper:
                     await closing()
 
     def _snapshot(self, now: float) -> list[tuple[str, str, str, tuple[str, ...]]]:
-        return [
-            (group, consumer, stream, fresh)
-            for group, consumer, streams in self._held.values()
-            for stream, ids in streams.items()
-            if (fresh := tuple(i for i, since in ids.items() if now - since < self.max_lease))
-        ]
+        """What to renew: (group, consumer, stream, ids) of leases younger than max_lease."""
+        work: dict[tuple[str, str, str], list[str]] = {}
+        for group, consumer, since in self._held.values():
+            for (stream, entry_id), first in since.items():
+                if now - first < self.max_lease:
+                    work.setdefault((group, consumer, stream), []).append(entry_id)
+        return [(g, c, s, tuple(ids)) for (g, c, s), ids in work.items()]
 
     async def _renew(self) -> int:
         assert self._serial is not None

@@ -147,6 +147,6 @@ def decode_entry(
         return Undecodable(entry, f"'data' is not valid UTF-8 JSON: {exc}")
     except RecursionError:
         return Undecodable(entry, "'data' nests too deeply to decode")
-    if not isinstance(payload, dict):
+    if type(payload) is not dict:
         return Undecodable(entry, f"'data' holds a JSON {type(payload).__name__}, not an object")
     return Delivery(entry.stream, entry.id, payload, deliveries)

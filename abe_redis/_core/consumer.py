@@ -42,7 +42,7 @@ from typing import Any
 
 from ..errors import CommandError, LocalProtocolError, TransportError
 from .cleanup import remove_stale_consumers
-from .codec import Loads, encode_payload, stdlib_loads
+from .codec import Loads, decode_entry, encode_payload, stdlib_loads
 from .commands import GroupMissing, XAutoClaim, XClaimIds, XPendingRange, XReadGroup
 from .counting import admit, count_queries, counts
 from .deadletters import MAX_ERROR_CHARS, DeadEntry, burials, dead_letter_stream
@@ -139,8 +139,8 @@ class ConsumerCore:
     next_discovery_at: float = 0.0
     next_stale_check_at: float = 0.0
     ahead: tuple[Any, Batch, XReadGroup, dict[str, list[str]]] | None = None
-    last_hand_out: float | None = None
-    pace: float = float("inf")  # unknown until two hand-outs
+    batch_started: float | None = None  # when the first entry of this buffer was handed out
+    batch_handed: int = 0
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -289,21 +289,20 @@ class ConsumerCore:
         delivery = self.buffer.popleft()
         self.ledger.hand(delivery, auto_ack=self.config.auto_ack)
         self.stats.delivered += 1
-        # The pace of the application: the longest recent gap between hand-outs.
-        last, self.last_hand_out = self.last_hand_out, self.now
-        if last is not None:
-            gap = self.now - last
-            self.pace = gap if self.pace == float("inf") else max(gap, self.pace * 0.9)
+        if self.batch_handed == 0:
+            self.batch_started = self.now
+        self.batch_handed += 1
         return delivery
 
     # -- read-ahead ---------------------------------------------------------
 
     def _ahead_due(self) -> bool:
         cfg, plan = self.config, self.plan
-        if not cfg.read_ahead or self.ahead is not None or self.dead:
-            return False
         left = len(self.buffer)
-        if not 0 < left <= cfg.prefetch // 2 or plan.drained:
+        # Cheapest first: this runs for every entry handed out.
+        if left > cfg.prefetch // 2 or self.ahead is not None or not left:
+            return False
+        if not cfg.read_ahead or self.dead or plan.drained or self.batch_handed < 2:
             return False
         stream = plan.lone_stream()
         if stream is None or plan.cursors[stream].history:
@@ -317,8 +316,12 @@ class ConsumerCore:
             or (next_retry is not None and next_retry <= now)
         ):
             return False
-        # Entries of a read in flight are not renewed until collected.
-        return self.pace * (left + 1) < cfg.claim_min_idle_ms / 1000 / 9
+        # Entries of a read in flight are not renewed until collected: the
+        # buffered ones, at the pace this buffer was handed out so far, must
+        # take less than a third of the lease interval.
+        assert self.batch_started is not None
+        pace = (now - self.batch_started) / (self.batch_handed - 1)
+        return pace * (left + 1) < cfg.claim_min_idle_ms / 1000 / 9
 
     def _send_ahead(self) -> Flow[None]:
         (stream,) = self.plan.cursors
@@ -360,8 +363,9 @@ class ConsumerCore:
         key = ledger.handed
         if key is not None:
             ledger.handed = None
-            if key in ledger.outstanding:
-                ledger.ack(key, now)
+            delivery = ledger.outstanding.pop(key, None)
+            if delivery is not None:
+                ledger.owe_ack(delivery.stream, delivery.id, now)
 
     def close(self, *, processed: bool) -> Flow[None]:
         """Flow that settles what this consumer holds before it goes away.
@@ -565,6 +569,25 @@ class ConsumerCore:
         loads = self.config.loads
         ledger, buffer = self.ledger, self.buffer
         held, errors = ledger.held, ledger.errors
+        self.batch_handed = 0
+        if counted is None and limit >= 1:
+            # New entries (read with '>'), the hot path: on their first
+            # delivery, so only decoding can fail.
+            for entry in entries:
+                key = (entry.stream, entry.id)
+                if key in held:
+                    continue
+                held.add(key)
+                decoded = decode_entry(entry, 1, loads)
+                if type(decoded) is Delivery:
+                    buffer.append(decoded)
+                elif entry.fields is None:
+                    ledger.owe_ack(entry.stream, entry.id, self.now)  # deleted while pending
+                else:
+                    reason = decoded.reason  # type: ignore[union-attr]
+                    self.dead.append(DeadEntry(entry.stream, entry.id, entry.fields, reason, 1))
+            ledger.version += 1
+            return
         for entry in entries:
             key = (entry.stream, entry.id)
             if key in held:
@@ -609,7 +632,11 @@ class ConsumerCore:
     # -- acks -------------------------------------------------------------
 
     def _ack_due(self) -> bool:
-        return self.ledger.ack_due(self.now, self.config.prefetch, self.config.ack_interval)
+        first = self.ledger.first_ack_at
+        if first is None:
+            return False
+        cfg = self.config
+        return self.ledger.ack_count >= cfg.prefetch or self.now - first >= cfg.ack_interval
 
     def _acked(self) -> None:
         self.stats.acked += self.ledger.acked()

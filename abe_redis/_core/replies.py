@@ -151,9 +151,22 @@ def parse_entries(stream: str, value: Any) -> tuple[StreamEntry, ...]:
         return ()
     if not isinstance(value, list | tuple):
         raise RemoteProtocolError("stream entries are not a list")
-    entries = []
+    entries: list[StreamEntry] = []
+    append = entries.append
     for item in value:
-        if not isinstance(item, list | tuple) or len(item) != 2:
+        if type(item) is list and len(item) == 2:
+            entry_id, fields = item
+            # Hot path: the one-field entries we write ([b"id", [b"data", b"{...}"]]).
+            if (
+                type(entry_id) is bytes
+                and type(fields) is list
+                and len(fields) == 2
+                and type(fields[0]) is bytes
+                and type(fields[1]) is bytes
+            ):
+                append(StreamEntry(stream, entry_id.decode(), ((fields[0], fields[1]),)))
+                continue
+        elif not isinstance(item, list | tuple) or len(item) != 2:
             raise RemoteProtocolError("stream entry is not an [id, fields] pair")
-        entries.append(StreamEntry(stream, text(item[0]), entry_fields(item[1])))
+        append(StreamEntry(stream, text(item[0]), entry_fields(item[1])))
     return tuple(entries)

@@ -132,10 +132,15 @@ class Ledger:
     def confirm(self, taken: dict[str, list[str]]) -> int:
         """Redis has these acks: release their entries; returns how many."""
         count = 0
+        held, errors = self.held, self.errors
         for stream, ids in taken.items():
             count += len(ids)
             for entry_id in ids:
-                self.release((stream, entry_id))
+                held.discard((stream, entry_id))
+                if errors:
+                    errors.pop((stream, entry_id), None)
+        if count:
+            self.version += 1
         return count
 
     def requeue(self, taken: dict[str, list[str]], now: float) -> None:

@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from types import FrameType, TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -296,7 +296,7 @@ class SyncRedisQueue:
     def __repr__(self) -> str:
         return f"SyncRedisQueue(url={self.settings.redacted_url!r})"
 
-    def _await(self, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    def _await(self, func: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
         """Run a coroutine function of the backend in the portal and wait for it."""
         if self._closed:
             raise BackendClosed("this queue was closed")

@@ -14,9 +14,9 @@ any loop) must not make anyio inside the task believe it runs there.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextvars
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -33,31 +33,30 @@ class Portal:
         self.portal = self._cm.__enter__()
         self.loop: asyncio.AbstractEventLoop = self.portal.call(asyncio.get_running_loop)
 
-    def call(self, func: Callable[..., Awaitable[T]], *args: Any) -> T:
+    def call(self, func: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """Run ``func(*args)`` on the loop and wait for its result (or its error).
 
         If the waiting thread is interrupted (KeyboardInterrupt), the call is
         cancelled on the loop before the interruption goes on.
         """
         loop = self.loop
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        coro = func(*args)  # only made here; it runs on the loop
+        done = threading.Lock()
+        done.acquire()
         tasks: list[asyncio.Task[T]] = []
 
         def start() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            task = loop.create_task(_awaited(func, args))
+            task = loop.create_task(coro)
             tasks.append(task)
-            task.add_done_callback(_settle(future))
+            task.add_done_callback(lambda _: done.release())
 
         loop.call_soon_threadsafe(start, context=contextvars.Context())
         try:
-            return future.result()
+            done.acquire()
         except BaseException:
-            if not future.done():
-                future.cancel()
-                loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
+            loop.call_soon_threadsafe(lambda: [task.cancel() for task in tasks])
             raise
+        return tasks[0].result()
 
     def run_sync(self, func: Callable[..., T], *args: Any) -> T:
         """Run the plain function ``func(*args)`` in the loop's thread and wait."""
@@ -70,19 +69,3 @@ class Portal:
     def close(self) -> None:
         """Stop the loop and its thread."""
         self._cm.__exit__(None, None, None)
-
-
-async def _awaited(func: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
-    return await func(*args)
-
-
-def _settle(future: concurrent.futures.Future[T]) -> Callable[[asyncio.Task[T]], None]:
-    def done(task: asyncio.Task[T]) -> None:
-        if task.cancelled():
-            future.set_exception(concurrent.futures.CancelledError())
-        elif (error := task.exception()) is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(task.result())
-
-    return done

@@ -32,7 +32,7 @@ class SlowRedis:
 def test_forget_and_wait_returns_only_after_a_renewal_in_flight() -> None:
     redis = SlowRedis()
     keeper = LeaseKeeper(lambda: redis, interval=3600, max_lease=600)
-    keeper.update(1, "g", "c", {"s": ("1-0",)})
+    keeper.update(1, "g", "c", {("s", "1-0")})
     renewal = threading.Thread(target=keeper.renew_once)
     renewal.start()
     assert redis.started.wait(5)
@@ -65,10 +65,10 @@ def test_stop_is_prompt_and_final() -> None:
     redis = SlowRedis()
     redis.go.set()
     keeper = LeaseKeeper(lambda: redis, interval=3600, max_lease=600)
-    keeper.update(1, "g", "c", {"s": ("1-0",)})
+    keeper.update(1, "g", "c", {("s", "1-0")})
     assert keeper.renew_once() == 1
     started = time.monotonic()
     keeper.stop()
     assert time.monotonic() - started < 2  # woken, not waiting out the interval
-    keeper.update(1, "g", "c", {"s": ("2-0",)})  # no thread comes back after stop
+    keeper.update(1, "g", "c", {("s", "2-0")})  # no thread comes back after stop
     assert not any(t.name == "abe-redis-leases" for t in threading.enumerate())
