@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 T = TypeVar("T")
+_EAGER: Any = getattr(asyncio, "eager_task_factory", None)
 
 
 class Portal:
@@ -43,12 +44,24 @@ class Portal:
         coro = func(*args)  # only made here; it runs on the loop
         done = threading.Lock()
         done.acquire()
-        tasks: list[asyncio.Task[T]] = []
+        outcome: list[tuple[bool, Any]] = []
+        tasks: list[asyncio.Task[None]] = []
+
+        async def run() -> None:
+            # The outcome is handed over here, in the task's last step: no
+            # done-callback round of the loop, and no exception left in the
+            # task for asyncio to warn about.
+            try:
+                outcome.append((True, await coro))
+            except BaseException as exc:
+                outcome.append((False, exc))
+            finally:
+                done.release()
 
         def start() -> None:
-            task = loop.create_task(coro)
-            tasks.append(task)
-            task.add_done_callback(lambda _: done.release())
+            # Eager where asyncio has it (3.12+): the first step runs now,
+            # not one loop round later.
+            tasks.append(_EAGER(loop, run()) if _EAGER else loop.create_task(run()))
 
         loop.call_soon_threadsafe(start, context=contextvars.Context())
         try:
@@ -56,7 +69,11 @@ class Portal:
         except BaseException:
             loop.call_soon_threadsafe(lambda: [task.cancel() for task in tasks])
             raise
-        return tasks[0].result()
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        result: T = value
+        return result
 
     def run_sync(self, func: Callable[..., T], *args: Any) -> T:
         """Run the plain function ``func(*args)`` in the loop's thread and wait."""
