@@ -304,6 +304,10 @@ class Settings:
     prefetch: int = setting(
         64, "REDIS_PREFETCH", *_INT, "Entries per read, and the ack batch size."
     )
+    read_ahead: bool = setting(
+        True, "REDIS_READ_AHEAD", _boolean, _is_bool,
+        "Send the next read while a backlog is handed out (see Delivery guarantees).",
+    )  # fmt: skip
     socket_timeout: float = setting(
         5.0, "REDIS_SOCKET_TIMEOUT", *_SECONDS, "Seconds. Always raised above the BLOCK window."
     )

@@ -392,7 +392,12 @@ PEER_COLUMNS = {
 }
 
 
-def throughput(url: str, n: int, repeat: int) -> dict[str, list[float]]:
+PeerRuns = dict[str, list[dict[str, float] | str]]
+
+
+def throughput(
+    url: str, n: int, repeat: int, peer_names: Iterable[str] = ()
+) -> tuple[dict[str, list[float]], PeerRuns]:
     workloads: list[tuple[str, Callable[[], float]]] = [
         # Each workload runs right after the one it is compared with.
         ("raw XADD sequential", on("asyncio", raw_publish_sequential, url, n)),
@@ -415,10 +420,15 @@ def throughput(url: str, n: int, repeat: int) -> dict[str, list[float]]:
     # Rounds interleave the workloads, so drift in a shared machine's speed
     # hits ours and the raw client alike.
     runs: dict[str, list[float]] = {name: [] for name, _ in workloads}
+    # Each peer runs once per round too, after ours, so its ratios are paired
+    # by round like the raw client's.
+    peer_runs: PeerRuns = {name: [] for name in peer_names}
     for _ in range(repeat):
         for name, fn in workloads:
             runs[name].append(fn())
-    return runs
+        for name, measured in peer_runs.items():
+            measured.append(venvs.run(name, url, n))
+    return runs, peer_runs
 
 
 def latencies(url: str, repeat: int) -> dict[str, list[float]]:
@@ -446,21 +456,21 @@ def latencies(url: str, repeat: int) -> dict[str, list[float]]:
     return lat
 
 
-def peers(url: str, n: int, repeat: int) -> dict[str, dict[str, float] | str]:
-    out: dict[str, dict[str, float] | str] = {}
-    for name in venvs.PEERS:
-        attempts = [venvs.run(name, url, n) for _ in range(repeat)]
-        measured = [a for a in attempts if isinstance(a, dict)]
+def peers(peer_runs: PeerRuns) -> dict[str, list[dict[str, float]] | str]:
+    """Each peer's rounds (or why it could not be measured), printed with medians."""
+    out: dict[str, list[dict[str, float]] | str] = {}
+    for name, attempts in peer_runs.items():
         failed = [a for a in attempts if isinstance(a, str)]
         if failed:
             out[name] = failed[0]
             print(f"    {name}: not measured: {failed[0]}", flush=True)
             continue
-        medians = {k: statistics.median(m[k] for m in measured) for k in measured[0]}
-        if "consume" in medians:
-            medians["consume_1_worker"] = medians.pop("consume")
-        out[name] = medians
-        shown = ", ".join(f"{k} {v:,.0f}" for k, v in medians.items())
+        rounds = [dict(a) for a in attempts if isinstance(a, dict)]
+        for measured in rounds:
+            if "consume" in measured:
+                measured["consume_1_worker"] = measured.pop("consume")
+        out[name] = rounds
+        shown = ", ".join(f"{k} {statistics.median(r[k] for r in rounds):,.0f}" for k in rounds[0])
         print(f"    {name} {venvs.installed(name)}: {shown}", flush=True)
     return out
 
@@ -470,7 +480,7 @@ def report(
     runs: dict[str, list[float]],
     lat: dict[str, list[float]],
     rss: float | None,
-    peer: dict[str, dict[str, float] | str],
+    peer: dict[str, list[dict[str, float]] | str],
 ) -> None:
     med = {name: statistics.median(values) for name, values in runs.items()}
 
@@ -480,10 +490,12 @@ def report(
         return f"{statistics.median(each):.2f}x ({shown})"
 
     def over(peer_name: str, key: str, ours: str) -> str:
-        figures = peer.get(peer_name)
-        if not isinstance(figures, dict) or not figures.get(key):
+        rounds = peer.get(peer_name)
+        if not isinstance(rounds, list) or not all(r.get(key) for r in rounds):
             return "n/a"
-        return f"{med[ours] / figures[key]:.2f}x"
+        each = [a / r[key] for a, r in zip(runs[ours], rounds, strict=True)]
+        shown = ", ".join(f"{x:.2f}" for x in each)
+        return f"{statistics.median(each):.2f}x ({shown})"
 
     def lat_fig(rate: str) -> str:
         ours, raw = lat["ours " + rate][2], lat["raw " + rate][2]
@@ -520,11 +532,9 @@ def report(
     for workload, what, figure in rows:
         print(f"  {workload:<26} {what:<26} {figure}")
     old = peer.get("old plugin")
-    if isinstance(old, dict):
-        print(
-            "  old plugin errors with 50 concurrent publishers: "
-            f"{old['publish_50_tasks_errors']:.0f}"
-        )
+    if isinstance(old, list):
+        errors = ", ".join(f"{r['publish_50_tasks_errors']:.0f}" for r in old)
+        print(f"  old plugin errors with 50 concurrent publishers, per round: {errors}")
     print(
         f"  ours, 4 workers / 1 worker: {med['ours consume+ack, 4 workers'] / med[CONS]:.2f}x; "
         f"publish_many: {med['ours publish_many']:,.0f}/s"
@@ -567,7 +577,7 @@ def main() -> None:
                     f"{cpus[int(redis_cpu)]}, clients on CPU {cpus[int(client_cpu)]}",
                     flush=True,
                 )
-                runs = throughput(url, n, repeat)
+                runs, peer_runs = throughput(url, n, repeat, () if args.skip_peers else venvs.PEERS)
                 for name, values in runs.items():
                     shown = ", ".join(f"{v:,.0f}" for v in values)
                     print(f"  {name:<40} {statistics.median(values):>12,.0f}/s   runs: {shown}")
@@ -581,10 +591,13 @@ def main() -> None:
                         f"{rss:.1f} MB ({drain_rate:,.0f}/s)",
                         flush=True,
                     )
-                peer: dict[str, dict[str, float] | str] = {}
-                if not args.skip_peers:
-                    print("\n  peers, each in its own venv (median of the rounds):", flush=True)
-                    peer = peers(url, n, repeat)
+                peer: dict[str, list[dict[str, float]] | str] = {}
+                if peer_runs:
+                    print(
+                        "\n  peers, each in its own venv, run in every round after ours (medians):",
+                        flush=True,
+                    )
+                    peer = peers(peer_runs)
                 report(placement, runs, lat, rss, peer)
         finally:
             os.sched_setaffinity(0, set(cpus))

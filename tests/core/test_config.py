@@ -35,8 +35,10 @@ def test_every_variable_is_read() -> None:
             "REDIS_PREFETCH": "8",
             "REDIS_SOCKET_TIMEOUT": "2.5",
             "REDIS_STREAM_REGISTRY": "app:streams",
+            "REDIS_READ_AHEAD": "false",
         }
     )
+    assert s.read_ahead is False
     assert s.password == SECRET
     assert s.ssl is True
     assert s.effective_url == "rediss://cache:6380/2"
@@ -67,6 +69,7 @@ def test_every_variable_is_read() -> None:
         ({"REDIS_CLAIM_MIN_IDLE_MS": "1.5"}, "REDIS_CLAIM_MIN_IDLE_MS"),
         ({"REDIS_BLOCK_MS": "0"}, "REDIS_BLOCK_MS"),
         ({"REDIS_PREFETCH": "x"}, "REDIS_PREFETCH"),
+        ({"REDIS_READ_AHEAD": "sometimes"}, "REDIS_READ_AHEAD"),
         ({"REDIS_SOCKET_TIMEOUT": "soon"}, "REDIS_SOCKET_TIMEOUT"),
         ({"REDIS_SOCKET_TIMEOUT": "-1"}, "REDIS_SOCKET_TIMEOUT"),
     ],

@@ -343,3 +343,23 @@ async def test_a_backlog_is_read_ahead_and_nothing_is_lost(
         topology = backend._open().topology
         assert isinstance(topology, SingleNode)
         assert topology.pool.size <= 3  # no connection left checked out by a read ahead
+
+
+async def test_read_ahead_can_be_turned_off(
+    settings: Settings, names: Names, raw: redis.Redis
+) -> None:
+    stream = names("no-ahead")
+    off = dataclasses.replace(
+        settings, claim_min_idle_ms=30_000, prefetch=64, read_ahead=False
+    )
+    async with RedisMessageQueueBackend(off) as backend:
+        await backend.publish_many(stream, [{"n": n} for n in range(500)])
+        seen: list[int] = []
+        async with backend.consume() as consumer:
+            with anyio.fail_after(30):
+                async for event in consumer:
+                    seen.append(event["n"])
+                    if len(seen) == 500:
+                        break
+        assert consumer.stats.read_ahead == 0
+        assert seen == list(range(500))
