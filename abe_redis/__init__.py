@@ -20,12 +20,14 @@ from ._sync.backend import SyncConsumer, SyncDeliveries, SyncDelivery, SyncRedis
 from .config import Settings
 from .errors import (
     AbeRedisError,
+    AccessDenied,
     BackendClosed,
     CommandError,
     ConfigError,
     ConnectError,
     GroupMissingError,
     LocalProtocolError,
+    OutOfMemory,
     PayloadError,
     ProtocolError,
     RemoteProtocolError,
@@ -40,6 +42,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "AbeRedisError",
+    "AccessDenied",
     "AsyncConsumer",
     "AsyncDeliveries",
     "AsyncDelivery",
@@ -54,6 +57,7 @@ __all__ = [
     "GroupMissingError",
     "GroupPolicy",
     "LocalProtocolError",
+    "OutOfMemory",
     "PayloadError",
     "PendingEntry",
     "PendingSummary",

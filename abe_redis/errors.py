@@ -14,6 +14,8 @@ the transport maps them to these classes and chains the original with
     │   ├── LocalProtocolError
     │   └── RemoteProtocolError
     ├── CommandError
+    │   ├── AccessDenied
+    │   └── OutOfMemory
     ├── GroupMissingError
     ├── TransportError
     │   ├── ConnectError
@@ -26,12 +28,14 @@ from __future__ import annotations
 
 __all__ = [
     "AbeRedisError",
+    "AccessDenied",
     "BackendClosed",
     "CommandError",
     "ConfigError",
     "ConnectError",
     "GroupMissingError",
     "LocalProtocolError",
+    "OutOfMemory",
     "PayloadError",
     "ProtocolError",
     "RemoteProtocolError",
@@ -77,6 +81,16 @@ class RemoteProtocolError(ProtocolError):
 
 class CommandError(AbeRedisError):
     """Raised when Redis answers a command with an error reply we cannot act on."""
+
+
+class AccessDenied(CommandError):
+    """Raised when Redis refuses these credentials or this command to them
+    (WRONGPASS, NOAUTH, NOPERM): a setting or an ACL to fix, never retried."""
+
+
+class OutOfMemory(CommandError):
+    """Raised when Redis is at ``maxmemory`` and refuses the write (OOM), after
+    trimming what every group has finished did not make room."""
 
 
 class GroupMissingError(AbeRedisError):

@@ -44,7 +44,7 @@ from .._io.driver import run_flow
 from .._io.executor import Executor, Wire
 from .._io.topology import open_topology
 from ..config import Settings
-from ..errors import BackendClosed, TransportError
+from ..errors import BackendClosed, OutOfMemory, TransportError
 from ..fastjson import loads_for
 from .consumer import AsyncConsumer, AsyncDeliveries, _Consumer
 from .leases import LeaseKeeper
@@ -169,8 +169,12 @@ class RedisMessageQueueBackend:
                 large (nothing written).
             ValidationError: bad idempotency key (nothing written).
             TransportError: Redis could not be reached within the retry
-                budget; without an idempotency key the entry may or may not
-                have been written.
+                budget (``publish_retry_seconds`` from the call's start);
+                without an idempotency key the entry may or may not have
+                been written.
+            OutOfMemory: Redis is at ``maxmemory`` and trimming what every
+                group had finished did not make room (nothing written).
+            AccessDenied: the ACL refuses the write (nothing written).
             BackendClosed: the backend was closed.
         """
         coalescer = self._pipelined()
@@ -180,11 +184,12 @@ class RedisMessageQueueBackend:
         if fast is not None:
             try:
                 entry_id = fast.parse_reply(await coalescer.execute(fast))
-            except TransportError:
-                pass  # the flow below retries it within the budget
+            except (TransportError, OutOfMemory):
+                pass  # the flow below retries it (trims first) within the budget
             else:
-                publisher.fast_written(stream)
-                return entry_id
+                if publisher.fast_written(stream, entry_id):
+                    assert entry_id is not None
+                    return entry_id
         return await run_flow(publisher.write(stream, item, now), coalescer)
 
     async def publish_many(self, key: str, payloads: Sequence[Mapping[str, Any]]) -> list[str]:

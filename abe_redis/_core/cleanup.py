@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from ..errors import TransportError
+from ..errors import CommandError, TransportError
 from .retry import Backoff
 from .scripts import DELETE_STALE_CONSUMERS, call
 from .steps import Flow, Interrupted, Sleep
@@ -38,6 +38,11 @@ def remove_stale_consumers(
         except TransportError as exc:
             yield Sleep(backoff.failure(exc, now))
             return removed
+        except CommandError as exc:
+            # The stream vanished since it was read (XINFO fails on a missing
+            # key), or the ACL forbids it: housekeeping, so skip it.
+            logger.debug("stale consumer check on %s skipped: %s", stream, exc)
+            continue
         if gone:
             removed += len(gone)
             logger.info(

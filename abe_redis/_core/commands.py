@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
-from ..errors import CommandError, RemoteProtocolError, ServerBusy
+from ..errors import AccessDenied, CommandError, OutOfMemory, RemoteProtocolError, ServerBusy
 from .entries import (
     ClaimPage,
     ConsumerInfo,
@@ -64,9 +64,15 @@ class Command(Generic[T]):
         raise NotImplementedError
 
     def fail(self, raw: ErrorReply) -> CommandError | ServerBusy:
-        """The error for an error reply this command does not act on."""
-        if raw.kind is ErrorKind.UNAVAILABLE:
-            return ServerBusy(f"Redis cannot run {self.name} yet: {raw.message}")
+        """The error for an error reply this command does not act on (see
+        :class:`~abe_redis._core.replies.ErrorKind`)."""
+        kind = raw.kind
+        if kind is ErrorKind.UNAVAILABLE or kind is ErrorKind.UNBLOCKED:
+            return ServerBusy(f"Redis cannot run {self.name} now: {raw.message}")
+        if kind is ErrorKind.REFUSED:
+            return AccessDenied(f"Redis refused {self.name}: {raw.message}")
+        if kind is ErrorKind.OUT_OF_MEMORY:
+            return OutOfMemory(f"{self.name} refused, Redis is out of memory: {raw.message}")
         return CommandError(f"{self.name} failed: {raw.message}")
 
 
@@ -197,17 +203,33 @@ class GroupMissing:
 
 
 @dataclass(frozen=True, slots=True)
-class XAdd(_OneStream, Command[str]):
-    """XADD with an auto id, optionally capped by MAXLEN (exact or ``~``)."""
+class Unblocked:
+    """Redis ended a blocking read with UNBLOCKED: the stream or its group was
+    deleted, or the server changed role, while the read waited."""
+
+    stream: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class XAdd(_OneStream, Command["str | None"]):
+    """XADD with an auto id, optionally capped by MAXLEN (exact or ``~``).
+
+    With ``nomkstream`` a missing stream is not created: the reply is None
+    and nothing was written (the stream vanished since it was registered).
+    """
 
     name: ClassVar[str] = "XADD"
     stream: str
     fields: tuple[tuple[bytes, bytes], ...]
     maxlen: int | None = None
     approximate: bool = True
+    nomkstream: bool = False
 
     def to_args(self) -> tuple[Arg, ...]:
         args: list[Arg] = ["XADD", self.stream]
+        if self.nomkstream:
+            args.append("NOMKSTREAM")
         if self.maxlen is not None:
             args += ["MAXLEN", "~" if self.approximate else "=", self.maxlen]
         args.append("*")
@@ -215,8 +237,9 @@ class XAdd(_OneStream, Command[str]):
             args += [name, value]
         return tuple(args)
 
-    def parse_reply(self, raw: Any) -> str:
-        return text(_check(self, raw))
+    def parse_reply(self, raw: Any) -> str | None:
+        raw = _check(self, raw)
+        return None if raw is None else text(raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,7 +351,7 @@ class XGroupCreate(_OneStream, Command[bool]):
 
 
 @dataclass(frozen=True, slots=True)
-class XReadGroup(_OneStream, Command["tuple[StreamEntry, ...] | GroupMissing"]):
+class XReadGroup(_OneStream, Command["tuple[StreamEntry, ...] | GroupMissing | Unblocked"]):
     """XREADGROUP on one stream.
 
     ``start_id`` is ``>`` for new entries, or an id to re-read our own pending ones.
@@ -348,9 +371,12 @@ class XReadGroup(_OneStream, Command["tuple[StreamEntry, ...] | GroupMissing"]):
             args += ["BLOCK", self.block_ms]
         return (*args, "STREAMS", self.stream, self.start_id)
 
-    def parse_reply(self, raw: Any) -> tuple[StreamEntry, ...] | GroupMissing:
-        if isinstance(raw, ErrorReply) and raw.kind is ErrorKind.NO_GROUP:
-            return GroupMissing(self.stream)
+    def parse_reply(self, raw: Any) -> tuple[StreamEntry, ...] | GroupMissing | Unblocked:
+        if isinstance(raw, ErrorReply):
+            if raw.kind is ErrorKind.NO_GROUP:
+                return GroupMissing(self.stream)
+            if raw.kind is ErrorKind.UNBLOCKED:
+                return Unblocked(self.stream, raw.message)
         raw = _check(self, raw)
         if raw is None:
             return ()
@@ -506,14 +532,15 @@ class XDel(_OneStream, Command[int]):
 
 @dataclass(frozen=True, slots=True)
 class XTrimMinId(_OneStream, Command[int]):
-    """XTRIM MINID ~ id: drop entries older than ``min_id``; the reply counts them."""
+    """XTRIM MINID [~] id: drop entries older than ``min_id``; the reply counts them."""
 
     name: ClassVar[str] = "XTRIM"
     stream: str
     min_id: str
+    approximate: bool = True
 
     def to_args(self) -> tuple[Arg, ...]:
-        return ("XTRIM", self.stream, "MINID", "~", self.min_id)
+        return ("XTRIM", self.stream, "MINID", "~" if self.approximate else "=", self.min_id)
 
     def parse_reply(self, raw: Any) -> int:
         return integer(_check(self, raw))

@@ -43,7 +43,7 @@ from typing import Any
 from ..errors import CommandError, LocalProtocolError, TransportError
 from .cleanup import remove_stale_consumers
 from .codec import Loads, decode_entry, encode_payload, stdlib_loads
-from .commands import GroupMissing, XAutoClaim, XClaimIds, XPendingRange, XReadGroup
+from .commands import GroupMissing, Unblocked, XAutoClaim, XClaimIds, XPendingRange, XReadGroup
 from .counting import admit, count_queries, counts
 from .deadletters import MAX_ERROR_CHARS, DeadEntry, burials, dead_letter_stream
 from .entries import ClaimPage, Delivery, StreamEntry
@@ -115,6 +115,10 @@ class ConsumerStats:
     groups_recreated: int = 0
     stale_consumers_removed: int = 0
     read_ahead: int = 0
+    unblocked: int = 0
+    """Blocking reads the server ended (stream or group deleted, role change)."""
+    lost_with_group: int = 0
+    """Entries received before their group vanished, whose acks could not land."""
 
 
 @dataclass(slots=True)
@@ -542,6 +546,14 @@ class ConsumerCore:
         if isinstance(reply, GroupMissing):
             yield from self._group_missing(read.stream)
             return ()
+        if isinstance(reply, Unblocked):
+            # Nothing was delivered. Read again, own pending entries first: the
+            # next read meets NOGROUP (recovered by policy) or READONLY
+            # (retried), or the stream as it is now.
+            self.stats.unblocked += 1
+            logger.warning("blocking read of %s ended by Redis: %s", read.stream, reply.message)
+            self.plan.add(read.stream)
+            return ()
         self.plan.took(read, reply)
         entries: tuple[StreamEntry, ...] = reply
         return entries
@@ -628,6 +640,18 @@ class ConsumerCore:
         yield from recover(self._call, stream, self.config.group, self.config.on_missing_group)
         self.plan.add(stream)
         self.stats.groups_recreated += 1
+        buffered = {(d.stream, d.id) for d in self.buffer if d.stream == stream}
+        lost = self.ledger.lose_stream(stream, keep=buffered)
+        if lost:
+            # Said once per loss: their acks went, or will go, nowhere.
+            self.stats.lost_with_group += lost
+            logger.warning(
+                "%d entries of %s received before group %s vanished cannot be "
+                "acknowledged; they were handed out, or failed and waited for a retry",
+                lost,
+                stream,
+                self.config.group,
+            )
 
     # -- acks -------------------------------------------------------------
 

@@ -2,9 +2,12 @@
 
 * Consumers find streams through a registry (a Redis set) instead of KEYS or
   SCAN. The first publish of a key (and again every ``REGISTRY_REFRESH``
-  seconds, in case the set was flushed) sends ``SADD registry key`` in the
+  seconds, in case the set was lost) sends ``SADD registry key`` in the
   same round trip as the write, SADD first, so a stream holding an entry is
-  always in the registry.
+  always in the registry. In between, writes use ``XADD NOMKSTREAM``: a
+  stream that vanished (flushed, deleted, a failover to an empty replica)
+  is not recreated unregistered; nothing is written, and the write goes
+  again with its SADD in front.
 * Keys starting with '_' are health probes: not registered, and capped at
   ``PROBE_MAXLEN`` entries, unless they are listed for consumption.
 * With an idempotency key the write is a Lua script: if a marker for that
@@ -12,8 +15,13 @@
   original entry id is returned; otherwise XADD and the marker are set
   together. The marker shares the stream's hash tag.
 * Once a publisher has reached Redis, a transport error is retried with
-  backoff for ``retry_budget`` seconds, then raised. Before that first
-  success it is raised at once: a wrong URL is a clear error, not a wait.
+  backoff until ``retry_budget`` seconds after the call began, every
+  attempt bounded by that deadline (:class:`~.steps.Within`), then raised.
+  Before that first success it is raised at once: a wrong URL is a clear
+  error, not a wait.
+* A write refused because Redis is out of memory (OOM) trims the streams
+  this publisher writes to, safely, and is tried once more: a drained queue
+  makes room for itself. :class:`OutOfMemory` when that freed nothing.
 * Every ``trim_every`` publishes (or ``trim_interval`` seconds) of a stream,
   the stream is trimmed safely (see :mod:`.trimming`).
 """
@@ -26,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..errors import AbeRedisError, TransportError, ValidationError
+from ..errors import AbeRedisError, OutOfMemory, TransportError, ValidationError
 from .codec import MAX_PAYLOAD_BYTES, encode_payload
 from .commands import Arg, Command, Eval, EvalSha, NoScript, SAdd, XAdd
 from .keys import is_internal, validate_key
@@ -34,13 +42,15 @@ from .replies import text
 from .retry import Backoff, fails_at_start, retrying
 from .scripts import IDEMPOTENT_XADD
 from .slots import slot_tag
-from .steps import Batch, Flow, once
+from .steps import Batch, Flow, Within
 from .trimming import safe_trim
 
 logger = logging.getLogger("abe_redis")
 T = TypeVar("T")
 
-REGISTRY_REFRESH = 60.0
+REGISTRY_REFRESH = 1.0
+OOM_TRIM_INTERVAL = 1.0
+OOM_TRIM_STREAMS = 100
 MANY_CHUNK = 1000
 PROBE_MAXLEN = 100
 Item = tuple[tuple[tuple[bytes, bytes], ...], str | None]
@@ -73,6 +83,7 @@ class Publisher:
     since_trim: dict[str, int] = field(default_factory=dict)
     valid_keys: set[str] = field(default_factory=set)
     last_trim: dict[str, float] = field(default_factory=dict)
+    last_oom_trim: float | None = None
 
     def publish(
         self,
@@ -103,14 +114,10 @@ class Publisher:
     def write(self, key: str, item: Item, now: float) -> Flow[str]:
         """Flow that writes one :meth:`checked` item and returns its entry id."""
         probe, register = self._plan(key, now)
-        ids = yield from self._with_retries(
-            functools.partial(self._write, key, [item], probe, register), now
-        )
-        if register:
-            self.registered[key] = now
+        (entry_id,) = yield from self._write_all(key, [item], probe, register, now)
         if not probe:
             yield from self._maybe_trim(key, now)
-        return ids[0]
+        return entry_id
 
     def fast_xadd(self, key: str, item: Item, now: float) -> XAdd | None:
         """The lone XADD that writes ``item``, when the write needs nothing else.
@@ -129,11 +136,20 @@ class Publisher:
             return None
         if self._trim_due(key, self.since_trim.get(key, 0) + 1, now):
             return None
-        return XAdd(key, fields, self.maxlen)
+        return XAdd(key, fields, self.maxlen, nomkstream=True)
 
-    def fast_written(self, key: str) -> None:
-        """Count a :meth:`fast_xadd` that was written (toward the next trim)."""
+    def fast_written(self, key: str, entry_id: str | None) -> bool:
+        """Note what a :meth:`fast_xadd` did; False when it wrote nothing.
+
+        A written one counts toward the next trim. None (the stream
+        vanished, see the module docstring) means: run :meth:`write`, which
+        registers the stream again first.
+        """
+        if entry_id is None:
+            self.registered.pop(key, None)
+            return False
         self.since_trim[key] = self.since_trim.get(key, 0) + 1
+        return True
 
     def _item(self, payload: Mapping[str, Any], idempotency_key: str | None) -> Item:
         return (
@@ -173,15 +189,43 @@ class Publisher:
         for start in range(0, len(items), MANY_CHUNK):
             chunk = items[start : start + MANY_CHUNK]
             probe, register = self._plan(key, now)
-            ids += yield from self._with_retries(
-                functools.partial(self._write, key, chunk, probe, register), now
-            )
-            if register:
-                self.registered[key] = now
+            ids += yield from self._write_all(key, chunk, probe, register, now)
         if not probe and items:
             self.since_trim[key] = self.since_trim.get(key, 0) + len(items) - 1
             yield from self._maybe_trim(key, now)
         return ids
+
+    def _write_all(
+        self, key: str, items: list[Item], probe: bool, register: bool, started: float
+    ) -> Flow[list[str]]:
+        """Write ``items`` within the budget that began at ``started``.
+
+        Items not written because the stream vanished go again with the
+        stream registered first; an OOM refusal trims, then tries once more.
+        """
+        trimmed = False
+        while True:
+            write = functools.partial(self._write, key, items, probe, register, started)
+            try:
+                ids = yield from self._with_retries(write, started)
+            except OutOfMemory:
+                if trimmed or probe or not (yield from self._free_memory(key, started)):
+                    raise
+                trimmed = True
+                continue
+            break
+        if register:
+            self.registered[key] = started
+        missing = [i for i, entry_id in enumerate(ids) if entry_id is None]
+        if missing:
+            logger.warning("stream %s vanished from Redis; registering it again", key)
+            self.registered.pop(key, None)
+            again = yield from self._write_all(
+                key, [items[i] for i in missing], probe, True, started
+            )
+            for i, entry_id in zip(missing, again, strict=True):
+                ids[i] = entry_id
+        return [entry_id for entry_id in ids if entry_id is not None]
 
     def _write(
         self,
@@ -189,51 +233,88 @@ class Publisher:
         items: list[Item],
         probe: bool,
         register: bool,
-    ) -> Flow[list[str]]:
+        started: float,
+    ) -> Flow[list[str | None]]:
         """One round trip writing ``items`` (SADD first when registering).
 
         Probe streams get an exact cap; items with an idempotency key go
-        through the script (EVAL when Redis has not cached it yet).
+        through the script (EVAL when Redis has not cached it yet). Without
+        the SADD a missing stream is not created: its items come back None.
         """
+        nomk = not register and not probe
         commands: list[Command[Any]] = [SAdd(self.registry_key, key)] if register else []
         for fields, idem in items:
             if probe:
                 commands.append(XAdd(key, fields, PROBE_MAXLEN, approximate=False))
             elif idem is None:
-                commands.append(XAdd(key, fields, self.maxlen))
+                commands.append(XAdd(key, fields, self.maxlen, nomkstream=nomk))
             else:
-                args, keys = self._script_args(key, fields, idem)
+                args, keys = self._script_args(key, fields, idem, nomk)
                 commands.append(EvalSha(IDEMPOTENT_XADD.sha, keys, args))
         # A lone command goes bare: the sequential publish path pays no pipeline.
         step: Command[Any] | Batch = commands[0] if len(commands) == 1 else Batch(tuple(commands))
-        resume = yield step
+        deadline = started + self.retry_budget
+        resume = yield Within(step, deadline)
         parsed = step.parse_reply(resume.reply)
         replies = [parsed] if len(commands) == 1 else list(parsed[1 if register else 0 :])
-        ids = []
+        ids: list[str | None] = []
         for (fields, idem), reply in zip(items, replies, strict=True):
             if isinstance(reply, NoScript):  # first use since a restart: send it whole
-                args, keys = self._script_args(key, fields, idem or "")
-                reply = yield from once(Eval(IDEMPOTENT_XADD.source, keys, args))
+                args, keys = self._script_args(key, fields, idem or "", nomk)
+                script = Eval(IDEMPOTENT_XADD.source, keys, args)
+                reply = script.parse_reply((yield Within(script, deadline)).reply)
+            entry_id: str | None
             if idem is not None and not probe:
-                entry_id = text(reply[1])
-                if not int(reply[0]):
-                    logger.debug(
-                        "duplicate publish to %s (idempotency key seen); kept %s", key, entry_id
-                    )
+                if int(reply[0]) == 2:
+                    entry_id = None  # the stream is missing: nothing written
+                else:
+                    entry_id = text(reply[1])
+                    if not int(reply[0]):
+                        logger.debug(
+                            "duplicate publish to %s (idempotency key seen); kept %s",
+                            key,
+                            entry_id,
+                        )
             else:
-                entry_id = str(reply)
+                entry_id = None if reply is None else str(reply)
             ids.append(entry_id)
         return ids
 
     def _script_args(
-        self, key: str, fields: tuple[tuple[bytes, bytes], ...], idem: str
+        self, key: str, fields: tuple[tuple[bytes, bytes], ...], idem: str, nomkstream: bool
     ) -> tuple[tuple[Arg, ...], tuple[str, ...]]:
         args: tuple[Arg, ...] = (
             self.idempotency_window_ms,
             "" if self.maxlen is None else self.maxlen,
+            "1" if nomkstream else "0",
             *(part for pair in fields for part in pair),
         )
         return args, (key, idempotency_marker(key, idem))
+
+    def _free_memory(self, key: str, now: float) -> Flow[int]:
+        """Flow: Redis is out of memory: trim ``key`` and the other streams
+        written to, safely and exactly; returns how many entries went.
+
+        At most once per ``OOM_TRIM_INTERVAL``: publishers hitting OOM
+        together do not trim in a loop.
+        """
+        if self.last_oom_trim is not None and now - self.last_oom_trim < OOM_TRIM_INTERVAL:
+            return 0
+        self.last_oom_trim = now
+        streams = [key, *(s for s in self.registered if s != key)][:OOM_TRIM_STREAMS]
+        removed = 0
+        for stream in streams:
+            try:
+                removed += yield from safe_trim(stream, self.ungrouped_maxlen, exact=True)
+            except AbeRedisError as exc:
+                logger.debug("trimming %s for memory failed: %s", stream, exc)
+        logger.warning(
+            "Redis is out of memory; trimmed %d entries every group had finished from %d streams",
+            removed,
+            len(streams),
+        )
+        self.since_trim[key] = 0
+        return removed
 
     def _idempotency_key(self, payload: Mapping[str, Any], given: str | None) -> str | None:
         value: Any = given
@@ -250,22 +331,24 @@ class Publisher:
             raise ValidationError(f"{source} must be 1 to {MAX_IDEMPOTENCY_KEY} characters long")
         return idem
 
-    def _with_retries(self, make: Callable[[], Flow[T]], now: float) -> Flow[T]:
-        """Run ``make()``; after a transport error, a fresh attempt (within budget)."""
-        started = now
-        clock = [now]
+    def _with_retries(self, make: Callable[[], Flow[T]], started: float) -> Flow[T]:
+        """Run ``make()``; after a transport error, a fresh attempt until the
+        budget that began at ``started`` is spent."""
+        clock = [started]
 
         def fatal(exc: TransportError) -> bool:
             return not self.connected and fails_at_start(exc)
-
-        def over_budget(delay: float) -> bool:
-            return clock[0] + delay - started > self.retry_budget
 
         def tick(now: float) -> None:
             clock[0] = now
 
         value = yield from retrying(
-            make, self.backoff, lambda: clock[0], fatal=fatal, over_budget=over_budget, tick=tick
+            make,
+            self.backoff,
+            lambda: clock[0],
+            fatal=fatal,
+            deadline=started + self.retry_budget,
+            tick=tick,
         )
         self.connected = True
         return value

@@ -23,8 +23,18 @@ class ErrorKind(enum.Enum):
 
     UNAVAILABLE = "unavailable"
     """The server is up but runs no command for now (loading, a slow script,
-    a cut-off replica or cluster). The command did not run; the same command
-    works later, so it is retried like a lost connection."""
+    a cut-off replica or cluster, a primary turned replica, too few replicas
+    to write). The command did not run; the same command works later, so it
+    is retried like a lost connection."""
+
+    UNBLOCKED = "unblocked"
+    """A blocking read was ended by the server: its stream or group was
+    deleted, or the server changed role. Nothing was delivered; read again
+    (the next read finds the group missing, or the server read-only)."""
+
+    OUT_OF_MEMORY = "out-of-memory"
+    """``maxmemory`` is reached and the command would use more (OOM). The
+    command did not run; trimming what every group has finished frees room."""
 
     EXISTS = "exists"
     """The thing to create exists already (BUSYGROUP)."""
@@ -50,6 +60,10 @@ ERROR_KINDS: dict[str, ErrorKind] = {
     "MASTERDOWN": ErrorKind.UNAVAILABLE,
     "TRYAGAIN": ErrorKind.UNAVAILABLE,
     "CLUSTERDOWN": ErrorKind.UNAVAILABLE,
+    "READONLY": ErrorKind.UNAVAILABLE,
+    "NOREPLICAS": ErrorKind.UNAVAILABLE,
+    "UNBLOCKED": ErrorKind.UNBLOCKED,
+    "OOM": ErrorKind.OUT_OF_MEMORY,
     "BUSYGROUP": ErrorKind.EXISTS,
     "NOGROUP": ErrorKind.NO_GROUP,
     "NOSCRIPT": ErrorKind.NO_SCRIPT,

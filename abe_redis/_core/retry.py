@@ -96,7 +96,7 @@ def retrying(
     clock: Callable[[], float],
     *,
     fatal: Callable[[TransportError], bool],
-    over_budget: Callable[[float], bool] | None = None,
+    deadline: float | None = None,
     lost: Callable[[], None] | None = None,
     tick: Callable[[float], None] | None = None,
 ) -> Flow[T]:
@@ -104,12 +104,13 @@ def retrying(
 
     After a transport error the attempt runs again once the backoff delay
     has passed. It is raised instead when ``fatal(error)`` (at once, before
-    any outage is logged) or when ``over_budget(delay)``. A round
-    trip cut short by cancellation (:class:`Interrupted`) is sent again at
-    once. ``lost()`` runs after either, since the lost reply may have done
-    something (delivered entries, for a consumer). ``clock()`` is the
-    latest time the flow was given; ``tick(now)`` hears the time after a
-    sleep.
+    any outage is logged) or when the ``deadline`` has passed (the delay
+    is cut to end at it; the attempt itself bounds its round trips by it,
+    see :class:`~abe_redis._core.steps.Within`). A round trip cut short by
+    cancellation (:class:`Interrupted`) is sent again at once. ``lost()``
+    runs after either, since the lost reply may have done something
+    (delivered entries, for a consumer). ``clock()`` is the latest time the
+    flow was given; ``tick(now)`` hears the time after a sleep.
     """
     while True:
         try:
@@ -123,9 +124,16 @@ def retrying(
                 lost()
             if fatal(exc):
                 raise
+            if deadline is not None:
+                # The attempt took an unknown time: ask the clock.
+                now = (yield Sleep(0)).now
+                if tick is not None:
+                    tick(now)
+                if now >= deadline:
+                    raise
             delay = backoff.failure(exc, clock())
-            if over_budget is not None and over_budget(delay):
-                raise
+            if deadline is not None:
+                delay = min(delay, deadline - clock())
             resume = yield Sleep(delay)
             if tick is not None:
                 tick(resume.now)

@@ -39,19 +39,23 @@ def call(script: Script, keys: tuple[str, ...], args: tuple[Arg, ...]) -> Flow[A
     return value
 
 
-# KEYS: stream, marker. ARGV: window ms, maxlen or "", then field/value pairs.
-# Returns {1, new id} or {0, id of the entry written earlier with this key}.
+# KEYS: stream, marker. ARGV: window ms, maxlen or "", "1" when a missing
+# stream must not be created (NOMKSTREAM), then field/value pairs.
+# Returns {1, new id}, {0, id of the entry written earlier with this key},
+# or {2} when the stream is missing and NOMKSTREAM was asked: nothing written.
 IDEMPOTENT_XADD = Script(
     """
 local prior = redis.call('GET', KEYS[2])
 if prior then return {0, prior} end
 local args = {KEYS[1]}
+if ARGV[3] == '1' then args[#args + 1] = 'NOMKSTREAM' end
 if ARGV[2] ~= '' then
   args[#args + 1] = 'MAXLEN'; args[#args + 1] = '~'; args[#args + 1] = ARGV[2]
 end
 args[#args + 1] = '*'
-for i = 3, #ARGV do args[#args + 1] = ARGV[i] end
+for i = 4, #ARGV do args[#args + 1] = ARGV[i] end
 local id = redis.call('XADD', unpack(args))
+if not id then return {2} end
 redis.call('SET', KEYS[2], id, 'PX', ARGV[1])
 return {1, id}
 """

@@ -169,6 +169,29 @@ class Ledger:
             due.setdefault(stream, []).append(entry_id)
         return {stream: tuple(ids) for stream, ids in due.items()}
 
+    def lose_stream(self, stream: str, keep: set[Key]) -> int:
+        """The group of ``stream`` vanished: forget what was held of it, but ``keep``.
+
+        Acks owed and retries waiting for it go (the new group has no such
+        entries); deliveries in the application's hands stay outstanding,
+        so settling them does not raise (their XACK changes nothing).
+        Returns how many held entries were forgotten.
+        """
+        gone = {key for key in self.held if key[0] == stream and key not in keep}
+        if not gone:
+            return 0
+        self.held -= gone
+        owed = self.acks.pop(stream, [])
+        self.ack_count -= len(owed)
+        if not self.ack_count:
+            self.first_ack_at = None
+        self.retries = [r for r in self.retries if r[1] != stream]
+        heapq.heapify(self.retries)
+        for key in gone:
+            self.errors.pop(key, None)
+        self.version += 1
+        return len(gone)
+
     def clear(self) -> None:
         """Forget everything (the consumer closed)."""
         self.outstanding.clear()

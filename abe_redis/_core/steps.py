@@ -7,6 +7,7 @@ A flow is a generator. It yields one step at a time:
   ``Resume(raw_reply, now)``;
 * :class:`Ahead` / :class:`Collect`: a round trip split in two, sent now
   and its reply fetched later;
+* :class:`Within`: a round trip with a deadline;
 * :class:`Sleep`: the driver waits, then sends ``Resume(None, now)``;
 * for consumers, a :class:`~abe_redis._core.entries.Delivery`: the driver
   hands the payload to the application and sends ``Resume(None, now)`` when
@@ -105,6 +106,20 @@ class Collect:
 
 
 @dataclass(frozen=True, slots=True)
+class Within:
+    """Run this round trip, but give up at ``deadline`` (the clock of
+    :attr:`Resume.now`): the driver raises ``TransportTimeout`` then.
+
+    What a publish's retry budget bounds every attempt with. A round trip
+    that shares its batch with other callers' commands is not cut short
+    (they depend on it); it is bounded by the socket timeout instead.
+    """
+
+    step: Command[Any] | Batch
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
 class Sleep:
     """Ask the driver to wait this many seconds."""
 
@@ -129,7 +144,7 @@ class Interrupted(Exception):
 RoundTrip = Command[Any] | Batch | Race
 """What an executor runs."""
 
-Step = RoundTrip | Ahead | Collect | Sleep | Delivery
+Step = RoundTrip | Ahead | Collect | Within | Sleep | Delivery
 Flow = Generator[Step, Resume, T]
 
 

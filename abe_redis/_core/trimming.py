@@ -45,8 +45,12 @@ def trim_floor(groups: Sequence[GroupInfo], pending: Sequence[PendingSummary]) -
     return None if id_order(floor) == (0, 0) else floor
 
 
-def safe_trim(stream: str, ungrouped_maxlen: int | None) -> Flow[int]:
-    """Flow: trim ``stream`` as far as is safe; returns how many entries went."""
+def safe_trim(stream: str, ungrouped_maxlen: int | None, *, exact: bool = False) -> Flow[int]:
+    """Flow: trim ``stream`` as far as is safe; returns how many entries went.
+
+    ``exact`` trims to the entry (to free memory); otherwise whole nodes only
+    (``~``), which is cheaper for Redis.
+    """
     groups = yield from group_infos(stream)
     if not groups:
         if ungrouped_maxlen is None:
@@ -56,4 +60,4 @@ def safe_trim(stream: str, ungrouped_maxlen: int | None) -> Flow[int]:
     floor = trim_floor(groups, summaries)
     if floor is None:
         return 0
-    return (yield from once(XTrimMinId(stream, floor)))
+    return (yield from once(XTrimMinId(stream, floor, approximate=not exact)))

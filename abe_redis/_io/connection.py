@@ -41,6 +41,7 @@ from .._core.replies import ErrorReply
 from .._core.steps import Batch
 from ..errors import (
     AbeRedisError,
+    AccessDenied,
     ConnectError,
     LocalProtocolError,
     ServerBusy,
@@ -278,7 +279,7 @@ class Connection:
         if reply.code == "LOADING":
             raise ServerBusy(f"Redis at {self.target} cannot run commands yet: {reply.message}")
         if cmd.name in ("AUTH", "HELLO") and reply.code != "ERR":
-            raise ConnectError(f"Redis at {self.target} refused our credentials ({reply.code})")
+            raise AccessDenied(f"Redis at {self.target} refused our credentials ({reply.code})")
         raise ConnectError(f"Redis at {self.target} refused {cmd.name}: {reply.message}")
 
     def _closed_by_peer(self) -> bool:

@@ -17,8 +17,8 @@ from typing import Any, Generic, TypeVar
 import anyio
 
 from .._core.entries import Delivery
-from .._core.steps import Ahead, Collect, Flow, Interrupted, Resume, Sleep, Step
-from ..errors import LocalProtocolError, TransportError
+from .._core.steps import Ahead, Collect, Flow, Interrupted, Resume, Sleep, Step, Within
+from ..errors import LocalProtocolError, TransportError, TransportTimeout
 from .executor import Executor, Ticket, Wire
 
 T = TypeVar("T")
@@ -92,6 +92,12 @@ class Driver(Generic[T]):
         return step
 
     async def _run(self, step: Step) -> Any:
+        if type(step) is Within:
+            left = step.deadline - time.monotonic()
+            if left > 0:
+                with anyio.move_on_after(left):
+                    return await self.executor.execute(step.step)
+            raise TransportTimeout("no reply from Redis within the publish retry budget")
         if type(step) is Ahead:
             ticket = await self._wire().send(step.step)
             self.tickets.append(ticket)

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from abe_redis._core.steps import Flow, Resume, Step
+from abe_redis._core.steps import Flow, Resume, Step, Within
 
 T = TypeVar("T")
 
 
 class Player(Generic[T]):
-    """Steps a flow by hand: ``step`` is what it yielded last."""
+    """Steps a flow by hand: ``step`` is what it yielded last.
+
+    A round trip with a deadline (:class:`Within`) shows as its round trip;
+    ``deadline`` holds the deadline (None when the step has none).
+    """
 
     def __init__(self, flow: Flow[T], now: float = 0.0) -> None:
         self.flow = flow
         self.now = now
         self.done = False
         self.result: T | None = None
+        self.deadline: float | None = None
         self.step: Step | None = self._guard(lambda: next(flow))
 
     def _guard(self, fn: Any) -> Step | None:
@@ -26,6 +31,10 @@ class Player(Generic[T]):
             self.done = True
             self.result = stop.value
             return None
+        self.deadline = None
+        if type(step) is Within:
+            self.deadline = step.deadline
+            return step.step
         return step
 
     def reply(self, raw: Any = None, *, advance: float = 0.0) -> Step | None:

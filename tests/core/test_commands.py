@@ -8,6 +8,7 @@ from abe_redis._core.commands import (
     Ping,
     SAdd,
     SMembers,
+    Unblocked,
     XAck,
     XAdd,
     XAutoClaim,
@@ -36,7 +37,13 @@ from abe_redis._core.entries import (
 )
 from abe_redis._core.replies import ErrorKind, ErrorReply, integer
 from abe_redis._core.steps import NOT_RUN, Batch, Race
-from abe_redis.errors import CommandError, RemoteProtocolError, ServerBusy
+from abe_redis.errors import (
+    AccessDenied,
+    CommandError,
+    OutOfMemory,
+    RemoteProtocolError,
+    ServerBusy,
+)
 
 READ = XReadGroup("g", "c", "s", ">", 10)
 
@@ -235,6 +242,52 @@ def test_error_replies_are_told_apart_by_code_not_wording() -> None:
     assert ErrorReply("ERR wrong number of arguments").code == "ERR"
     with pytest.raises(ServerBusy):
         XAck("s", "g", ("1-0",)).parse_reply(ErrorReply("TRYAGAIN Multiple keys request"))
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind", "raised"),
+    [
+        (
+            "READONLY You can't write against a read only replica.",
+            ErrorKind.UNAVAILABLE,
+            ServerBusy,
+        ),
+        ("NOREPLICAS Not enough good replicas to write.", ErrorKind.UNAVAILABLE, ServerBusy),
+        ("MASTERDOWN Link with MASTER is down", ErrorKind.UNAVAILABLE, ServerBusy),
+        ("CLUSTERDOWN The cluster is down", ErrorKind.UNAVAILABLE, ServerBusy),
+        ("UNBLOCKED the stream key no longer exists", ErrorKind.UNBLOCKED, ServerBusy),
+        (
+            "OOM command not allowed when used memory > 'maxmemory'.",
+            ErrorKind.OUT_OF_MEMORY,
+            OutOfMemory,
+        ),
+        (
+            "NOPERM this user has no permissions to run the 'xadd' command",
+            ErrorKind.REFUSED,
+            AccessDenied,
+        ),
+        (
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+            ErrorKind.FAILED,
+            CommandError,
+        ),
+    ],
+)
+def test_every_reply_kind_maps_to_one_error(reply: str, kind: ErrorKind, raised: type) -> None:
+    error = ErrorReply(reply)
+    assert error.kind is kind
+    with pytest.raises(raised) as info:
+        XAdd("s", ()).parse_reply(error)
+    assert type(info.value) is raised
+    assert reply.split()[0] in str(info.value)
+
+
+def test_an_unblocked_read_is_a_value() -> None:
+    read = XReadGroup("g", "c", "s", ">", 10, 1000)
+    gone = ErrorReply("UNBLOCKED the stream key no longer exists")
+    assert read.parse_reply(gone) == Unblocked("s", gone.message)
+    assert XAdd("s", (), nomkstream=True).parse_reply(None) is None
+    assert XAdd("s", (), nomkstream=True).to_args()[:3] == ("XADD", "s", "NOMKSTREAM")
 
 
 def test_every_command_declares_the_keys_it_touches() -> None:

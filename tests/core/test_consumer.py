@@ -605,3 +605,59 @@ def test_closing_with_a_read_ahead_in_flight_sends_its_acks_again() -> None:
     assert isinstance(acks, XAck)
     assert set(acks.ids) >= {"1-0", "2-0", "3-0", "4-0", "5-0"}
     assert core.ahead is None
+
+
+UNBLOCKED_GONE = ErrorReply("UNBLOCKED the stream key no longer exists")
+
+
+def test_an_unblocked_read_is_read_again_and_a_vanished_group_recreated() -> None:
+    # FLUSHALL while the read waited: Redis ends it with UNBLOCKED. The
+    # consumer reads its own pending entries again, meets NOGROUP, recreates
+    # the group by policy and goes on; nothing is raised.
+    core, player = started(config=EXPLICIT)
+    delivered(player, ("1-0", b'{"n":1}'), ("2-0", b'{"n":2}'))
+    player.reply()
+    player.reply()  # both in the application's hands, not settled yet
+    assert player.step == blocked()
+    player.reply([UNBLOCKED_GONE])
+    assert core.stats.unblocked == 1
+    assert player.step == Batch((history(),))
+    player.reply([ErrorReply("NOGROUP No such key 's'")])
+    assert player.step == XGroupCreate("s", "g", "0")
+    player.reply(b"OK")
+    assert core.stats.groups_recreated == 1
+    # Their acks can no longer land: reported once, and forgotten.
+    assert core.stats.lost_with_group == 2
+    assert core.ledger.held == set()
+    core.ack(("s", "1-0"), 0.0)  # settling them does not raise
+    assert player.step == Batch((history(),))
+    player.reply([[[b"s", []]]])
+    assert player.step == blocked()
+    player.reply([[[b"s", [entry("5-0", b'{"n":3}')]]]])
+    assert player.step == Delivery("s", "5-0", {"n": 3})
+    assert core.stats.lost_with_group == 2
+
+
+def test_an_unblocked_read_after_a_role_change_waits_for_a_writable_primary() -> None:
+    core, player = started()
+    player.reply([[[b"s", []]], EMPTY_CLAIM])
+    role_change = (
+        "force unblock from blocking operation, instance state changed (master -> replica?)"
+    )
+    player.reply([ErrorReply(f"UNBLOCKED {role_change}")])
+    assert player.step == Batch((history(),))
+    player.reply([ErrorReply("READONLY You can't write against a read only replica.")])
+    assert isinstance(player.step, Sleep)  # retried with backoff, like an outage
+    player.reply(advance=player.step.seconds)
+    assert player.step == Batch((history(),))
+    assert core.state is ConsumerState.RUNNING
+
+
+def test_delivered_entries_still_buffered_are_handed_out_after_the_loss() -> None:
+    core, player = started()
+    delivered(player, ("1-0", b'{"n":1}'), ("2-0", b'{"n":2}'))
+    assert player.step == Delivery("s", "1-0", {"n": 1})
+    lost = core.ledger.lose_stream("s", keep={("s", "2-0")})
+    assert lost == 1  # 1-0 is in the application's hands; 2-0 still buffered
+    assert core.ledger.held == {("s", "2-0")}
+    core.ack(("s", "1-0"), 0.0)  # settling what was handed out does not raise

@@ -22,11 +22,14 @@ from abe_redis._core.scripts import IDEMPOTENT_XADD
 from abe_redis._core.steps import Batch, Sleep
 from abe_redis._core.trimming import safe_trim, trim_floor
 from abe_redis.errors import (
+    AccessDenied,
     CommandError,
     ConnectError,
+    OutOfMemory,
     PayloadError,
     ServerBusy,
     StreamKeyError,
+    TransportTimeout,
     ValidationError,
 )
 
@@ -48,8 +51,8 @@ def test_later_publishes_send_xadd_alone_until_the_refresh() -> None:
     pub = Publisher("reg")
     first = Player(pub.publish("events", {"a": 1}, now=0.0))
     first.reply([1, b"1-0"])
-    second = Player(pub.publish("events", {"a": 1}, now=1.0))
-    assert second.step == XAdd("events", DATA)
+    second = Player(pub.publish("events", {"a": 1}, now=0.5))
+    assert second.step == XAdd("events", DATA, nomkstream=True)
     second.reply(b"2-0")
     assert second.result == "2-0"
     later = Player(pub.publish("events", {"a": 1}, now=REGISTRY_REFRESH + 1))
@@ -107,7 +110,7 @@ def test_idempotent_publish_uses_the_script_with_a_marker_in_the_same_slot() -> 
     assert isinstance(script, EvalSha)
     assert script.sha == IDEMPOTENT_XADD.sha
     assert script.keys == ("events", "abe_redis:idem:{events}:Ev1")
-    assert script.args == (60_000, "", b"data", b'{"a":1}')
+    assert script.args == (60_000, "", "0", b"data", b'{"a":1}')  # "0": may create it
     player.reply([1, [1, b"5-0"]])
     assert player.result == "5-0"
 
@@ -115,8 +118,9 @@ def test_idempotent_publish_uses_the_script_with_a_marker_in_the_same_slot() -> 
 def test_a_duplicate_returns_the_original_id() -> None:
     pub = connected(Publisher("reg"))
     pub.registered["events"] = 0.0
-    player = Player(pub.publish("events", {"a": 1}, 1.0, idempotency_key="Ev1"))
+    player = Player(pub.publish("events", {"a": 1}, 0.5, idempotency_key="Ev1"))
     assert isinstance(player.step, EvalSha)
+    assert player.step.args[2] == "1"  # registered: a vanished stream is not recreated
     player.reply(ErrorReply("NOSCRIPT No matching script"))
     assert isinstance(player.step, Eval)  # not cached yet: sent in full
     player.reply([0, b"5-0"])
@@ -164,15 +168,15 @@ def test_a_connected_publisher_retries_within_its_budget_then_raises() -> None:
     pub = connected(Publisher("reg", retry_budget=1.0))
     player = Player(pub.publish("warm", {"a": 2}, 0.0))
     first = player.step
+    assert player.deadline == 1.0  # every attempt is bounded by the budget
     player.throw(ConnectError("reset"))
-    assert isinstance(player.step, Sleep)
-    player.reply(advance=player.step.seconds)
+    wait_out(player)
     assert player.step == first  # a fresh attempt of the same write
     with pytest.raises(ConnectError):  # noqa: PT012 - the budget runs out inside the loop
         for _ in range(20):
             player.throw(ConnectError("still down"))
-            assert isinstance(player.step, Sleep)
-            player.reply(advance=player.step.seconds)
+            wait_out(player)
+    assert player.now <= 1.0 + 1e-9  # never slept past the budget
 
 
 def test_a_loading_server_is_retried_even_before_the_first_success() -> None:
@@ -182,8 +186,7 @@ def test_a_loading_server_is_retried_even_before_the_first_success() -> None:
     assert isinstance(first, Batch)
     loading = ErrorReply("LOADING Redis is loading the dataset in memory")
     player.reply([loading, loading])
-    assert isinstance(player.step, Sleep)
-    player.reply(advance=player.step.seconds)
+    wait_out(player)
     assert player.step == first
     player.reply([1, b"1-0"])
     assert player.done
@@ -196,8 +199,7 @@ def test_a_server_loading_past_the_budget_raises_server_busy() -> None:
     with pytest.raises(ServerBusy, match="LOADING"):  # noqa: PT012 - raised inside the loop
         for _ in range(20):
             player.reply([loading, loading])
-            assert isinstance(player.step, Sleep)
-            player.reply(advance=player.step.seconds)
+            wait_out(player)
 
 
 def test_an_error_reply_to_the_write_is_raised_not_retried() -> None:
@@ -277,6 +279,12 @@ def test_publish_many_dedupes_by_field_through_the_script() -> None:
     assert player.result == ["1-0", "2-0"]
 
 
+def wait_out(player: Player[Any]) -> None:
+    """Answer the sleeps a retry yields (the clock check, then the backoff)."""
+    while isinstance(player.step, Sleep):
+        player.reply(advance=player.step.seconds)
+
+
 def fast(pub: Publisher, key: str, payload: Any, now: float, idem: str | None = None) -> Any:
     """What the facades do first: validate and encode, then try the fast path."""
     stream, item = pub.checked(key, payload, idem)
@@ -288,9 +296,9 @@ def test_fast_path_gives_the_lone_xadd_once_the_stream_is_registered() -> None:
     assert fast(pub, "events", {"a": 1}, 0.0) is None  # not registered: the flow
     flow = Player(pub.publish("events", {"a": 1}, 0.0))
     flow.reply([1, b"1-0"])
-    assert fast(pub, "events", {"a": 1}, 1.0) == XAdd("events", DATA, 500)
+    assert fast(pub, "events", {"a": 1}, 0.5) == XAdd("events", DATA, 500, nomkstream=True)
     assert pub.since_trim["events"] == 1  # counted once written, not when asked
-    pub.fast_written("events")
+    assert pub.fast_written("events", "2-0")
     assert pub.since_trim["events"] == 2  # counted like a publish through the flow
     assert fast(pub, "events", {"a": 1}, REGISTRY_REFRESH + 1) is None  # refresh due
 
@@ -300,7 +308,7 @@ def test_fast_path_leaves_idempotency_probes_trims_and_outages_to_the_flow() -> 
     flow = Player(pub.publish("e", {"a": 1}, 0.0))
     flow.reply([1, b"1-0"])
     assert fast(pub, "e", {"a": 1}, 0.1) is not None
-    pub.fast_written("e")
+    assert pub.fast_written("e", "2-0")
     assert fast(pub, "e", {"a": 1, "event_id": "E1"}, 0.1) is None
     assert fast(pub, "e", {"a": 1}, 0.1, idem="k") is None
     assert fast(pub, "_health_check", {"a": 1}, 0.1) is None
@@ -315,8 +323,8 @@ def test_the_fast_path_writes_what_the_flow_would() -> None:
     flow = Player(pub.publish("e", {"a": 1}, 0.0))
     flow.reply([1, b"1-0"])
     stream, item = pub.checked("e", {"a": 1})
-    through_flow = Player(pub.write(stream, item, 1.0))
-    assert through_flow.step == fast(pub, "e", {"a": 1}, 1.0)
+    through_flow = Player(pub.write(stream, item, 0.5))
+    assert through_flow.step == fast(pub, "e", {"a": 1}, 0.5)
 
 
 @pytest.mark.parametrize(
@@ -338,8 +346,8 @@ def test_a_fast_xadd_that_failed_is_counted_once_through_the_flow() -> None:
     pub = connected(Publisher("reg", trim_every=1000))
     pub.registered["e"] = 0.0
     stream, item = pub.checked("e", {"a": 1})
-    assert pub.fast_xadd(stream, item, 1.0) is not None  # sent; it fails
-    retry = Player(pub.write(stream, item, 1.0))
+    assert pub.fast_xadd(stream, item, 0.5) is not None  # sent; it fails
+    retry = Player(pub.write(stream, item, 0.5))
     retry.reply(b"5-0")
     assert retry.result == "5-0"
     assert pub.since_trim["e"] == 1
@@ -354,3 +362,132 @@ def test_a_failed_trim_never_fails_a_written_publish() -> None:
     player.reply([1, ErrorReply("NOPERM this user has no permissions to run 'xinfo'")])
     assert player.done
     assert player.result == "1-0"
+
+
+OOM = ErrorReply("OOM command not allowed when used memory > 'maxmemory'.")
+
+
+def test_a_vanished_stream_is_registered_again_before_it_is_written() -> None:
+    # FLUSHALL, or the stream deleted: XADD NOMKSTREAM writes nothing, and
+    # the write goes again with the SADD in front, in the same call.
+    pub = connected(Publisher("reg"))
+    pub.registered["e"] = 0.0
+    player = Player(pub.publish("e", {"a": 1}, 0.5))
+    assert player.step == XAdd("e", DATA, nomkstream=True)
+    player.reply(None)
+    assert player.step == Batch((SAdd("reg", "e"), XAdd("e", DATA)))
+    player.reply([1, b"7-0"])
+    assert player.result == "7-0"
+    assert pub.registered["e"] == 0.5
+
+
+def test_a_fast_xadd_that_found_no_stream_leaves_the_write_to_the_flow() -> None:
+    pub = connected(Publisher("reg"))
+    pub.registered["e"] = 0.0
+    stream, item = pub.checked("e", {"a": 1})
+    assert pub.fast_xadd(stream, item, 0.5) is not None
+    assert not pub.fast_written("e", None)
+    player = Player(pub.write(stream, item, 0.5))
+    assert player.step == Batch((SAdd("reg", "e"), XAdd("e", DATA)))
+
+
+def test_the_registry_is_refreshed_every_second_in_the_same_round_trip() -> None:
+    pub = connected(Publisher("reg"))
+    pub.registered["e"] = 0.0
+    assert REGISTRY_REFRESH == 1.0
+    player = Player(pub.publish("e", {"a": 1}, 1.0))
+    assert player.step == Batch((SAdd("reg", "e"), XAdd("e", DATA)))
+
+
+def test_an_idempotent_write_to_a_vanished_stream_goes_again_registered() -> None:
+    pub = connected(Publisher("reg"))
+    pub.registered["e"] = 0.0
+    player = Player(pub.publish("e", {"a": 1}, 0.5, idempotency_key="k"))
+    assert isinstance(player.step, EvalSha)
+    player.reply([2])  # the script found no stream: nothing written, no marker
+    step = player.step
+    assert isinstance(step, Batch)
+    assert step.commands[0] == SAdd("reg", "e")
+    assert isinstance(step.commands[1], EvalSha)
+    assert step.commands[1].args[2] == "0"
+    player.reply([1, [1, b"8-0"]])
+    assert player.result == "8-0"
+
+
+def only(stream: str) -> Publisher:
+    """A connected publisher that has written to ``stream`` only."""
+    pub = connected(Publisher("reg"))
+    pub.registered.clear()
+    pub.registered[stream] = 0.0
+    return pub
+
+
+GROUP_DONE = [[b"name", b"g", b"consumers", 1, b"pending", 0, b"last-delivered-id", b"90-0"]]
+
+
+def test_out_of_memory_trims_what_every_group_finished_then_writes() -> None:
+    pub = only("e")
+    player = Player(pub.publish("e", {"a": 1}, 0.5))
+    player.reply(OOM)
+    # The safe trim, exact this time: memory is what it is for.
+    assert player.step == Batch((Exists("e"), XInfoGroups("e")), transaction=True)
+    player.reply([1, GROUP_DONE])
+    assert player.step == Batch((XPendingSummary("e", "g"),))
+    player.reply([[0, None, None, None]])
+    assert player.step == XTrimMinId("e", "90-0", approximate=False)
+    player.reply(11_550)
+    assert player.step == XAdd("e", DATA, nomkstream=True)  # once more
+    player.reply(b"91-0")
+    assert player.result == "91-0"
+
+
+def test_out_of_memory_that_trimming_cannot_fix_is_raised_typed() -> None:
+    pub = only("e")
+    player = Player(pub.publish("e", {"a": 1}, 0.5))
+    player.reply(OOM)
+    player.reply([1, GROUP_DONE])
+    player.reply([[3, b"1-0", b"3-0", [[b"c", b"3"]]]])  # a group still holds the oldest
+    assert player.step == XTrimMinId("e", "1-0", approximate=False)
+    with pytest.raises(OutOfMemory, match="out of memory"):
+        player.reply(0)  # nothing could go: raised at once, not written
+
+
+def test_out_of_memory_again_after_a_trim_is_raised() -> None:
+    pub = only("e")
+    player = Player(pub.publish("e", {"a": 1}, 0.5))
+    player.reply(OOM)
+    player.reply([1, GROUP_DONE])
+    player.reply([[0, None, None, None]])
+    player.reply(5)
+    assert player.step == XAdd("e", DATA, nomkstream=True)
+    with pytest.raises(OutOfMemory):
+        player.reply(OOM)
+    # Another publish within a second does not trim again.
+    again = Player(pub.publish("e", {"a": 1}, 0.9))
+    with pytest.raises(OutOfMemory):
+        again.reply(OOM)
+
+
+def test_refused_permissions_are_access_denied_not_retried() -> None:
+    pub = connected(Publisher("reg"))
+    pub.registered["e"] = 0.0
+    player = Player(pub.publish("e", {"a": 1}, 0.5))
+    with pytest.raises(AccessDenied, match="NOPERM"):
+        player.reply(ErrorReply("NOPERM User app has no permissions to run the 'xadd' command"))
+
+
+def test_the_budget_bounds_the_whole_call_with_slow_attempts() -> None:
+    # Each attempt took its full socket timeout (thrown in after 2 s): the
+    # call ends at the budget, not after budget + attempts.
+    pub = connected(Publisher("reg", retry_budget=5.0))
+    pub.registered["e"] = 0.0
+    player = Player(pub.publish("e", {"a": 1}, 10.0))
+    assert player.deadline == 15.0
+    with pytest.raises(TransportTimeout):  # noqa: PT012 - raised inside the loop
+        for _ in range(10):
+            assert player.deadline == 15.0
+            # The driver cuts an attempt short at the deadline (Within).
+            player.now = min(player.now + 2.0, player.deadline)
+            player.throw(TransportTimeout("no reply"))
+            wait_out(player)
+    assert player.now <= 15.0

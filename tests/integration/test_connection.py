@@ -36,7 +36,7 @@ from abe_redis._io.executor import Wire
 from abe_redis._io.pool import Pool
 from abe_redis._io.topology import SingleNode, open_topology
 from abe_redis.embedded import RedisServer
-from abe_redis.errors import ConnectError, TransportTimeout
+from abe_redis.errors import AccessDenied, ConnectError, TransportTimeout
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 SECRET = "s3cret-native-pw"
@@ -141,11 +141,11 @@ async def test_password_user_and_database_from_the_url(
     await conn.aclose()
 
 
-async def test_wrong_password_is_a_connect_error_without_the_secret(
+async def test_wrong_password_is_access_denied_without_the_secret(
     locked_server: RedisServer,
 ) -> None:
     conn = connect(Settings(url=f"redis://:wrong-{SECRET}@127.0.0.1:{locked_server.port}"))
-    with pytest.raises(ConnectError, match="refused our credentials") as caught:
+    with pytest.raises(AccessDenied, match="refused our credentials") as caught:
         await conn.round_trip(SMembers("s"))
     assert SECRET not in str(caught.value)
 

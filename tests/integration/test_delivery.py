@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from abe_redis import (
+    AccessDenied,
     ConnectError,
     PayloadError,
     RedisMessageQueueBackend,
@@ -231,7 +232,7 @@ async def test_password_protected_server(names: Names, caplog: pytest.LogCapture
     with RedisServer(extra=("--requirepass", secret)) as server:
         wrong = Settings(url=f"redis://:nope@127.0.0.1:{server.port}/0")
         async with RedisMessageQueueBackend(wrong) as b:
-            with pytest.raises(ConnectError):
+            with pytest.raises(AccessDenied):
                 await b.ping()
         good = Settings(url=f"redis://127.0.0.1:{server.port}/0", password=secret)
         async with RedisMessageQueueBackend(good) as b:
@@ -349,9 +350,7 @@ async def test_read_ahead_can_be_turned_off(
     settings: Settings, names: Names, raw: redis.Redis
 ) -> None:
     stream = names("no-ahead")
-    off = dataclasses.replace(
-        settings, claim_min_idle_ms=30_000, prefetch=64, read_ahead=False
-    )
+    off = dataclasses.replace(settings, claim_min_idle_ms=30_000, prefetch=64, read_ahead=False)
     async with RedisMessageQueueBackend(off) as backend:
         await backend.publish_many(stream, [{"n": n} for n in range(500)])
         seen: list[int] = []
