@@ -344,7 +344,10 @@ class Settings:
         600_000, "REDIS_IDEMPOTENCY_WINDOW_MS", *_INT, "How long an idempotency key is remembered."
     )
     max_payload_bytes: int = setting(
-        1_048_576, "REDIS_MAX_PAYLOAD_BYTES", *_INT, "Largest payload accepted."
+        1_048_576,
+        "REDIS_MAX_PAYLOAD_BYTES",
+        *_INT,
+        "Largest payload accepted; larger entries read are dead-lettered undecoded.",
     )
     ungrouped_maxlen: int | None = setting(
         1_000_000, "REDIS_UNGROUPED_MAXLEN", *_OFF_INT,

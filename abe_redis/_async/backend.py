@@ -248,6 +248,7 @@ class RedisMessageQueueBackend:
             streams=s.streams,
             prefetch=s.prefetch,
             read_ahead=s.read_ahead,
+            max_payload_bytes=s.max_payload_bytes,
             block_ms=s.block_ms,
             claim_min_idle_ms=s.claim_min_idle_ms,
             claim_interval=max(0.05, min(5.0, s.claim_min_idle_ms / 1000 / 4)),

@@ -124,9 +124,17 @@ def encode_payload(
 
 
 def decode_entry(
-    entry: StreamEntry, deliveries: int = 1, loads: Loads = stdlib_loads
+    entry: StreamEntry,
+    deliveries: int = 1,
+    loads: Loads = stdlib_loads,
+    max_bytes: int = MAX_PAYLOAD_BYTES,
 ) -> Delivery | Undecodable:
-    """Decode a stream entry into a delivery, or say why it cannot be decoded."""
+    """Decode a stream entry into a delivery, or say why it cannot be decoded.
+
+    A ``data`` field larger than ``max_bytes`` is not decoded at all: its
+    decoded form can take many times its size (someone else wrote it; we
+    never publish one).
+    """
     fields = entry.fields
     if fields is None:
         return Undecodable(entry, "entry was deleted from the stream")
@@ -141,6 +149,10 @@ def decode_entry(
     if raw is None:
         names = ", ".join(n.decode("utf-8", "replace") for n, _ in fields[:5])
         return Undecodable(entry, f"entry has no 'data' field (fields: {names or 'none'})")
+    if len(raw) > max_bytes:
+        return Undecodable(
+            entry, f"'data' is {len(raw)} bytes, more than REDIS_MAX_PAYLOAD_BYTES ({max_bytes})"
+        )
     try:
         payload = loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:

@@ -42,7 +42,7 @@ from typing import Any
 
 from ..errors import CommandError, LocalProtocolError, TransportError
 from .cleanup import remove_stale_consumers
-from .codec import Loads, decode_entry, encode_payload, stdlib_loads
+from .codec import MAX_PAYLOAD_BYTES, Loads, decode_entry, encode_payload, stdlib_loads
 from .commands import GroupMissing, Unblocked, XAutoClaim, XClaimIds, XPendingRange, XReadGroup
 from .counting import admit, count_queries, counts
 from .deadletters import MAX_ERROR_CHARS, DeadEntry, burials, dead_letter_stream
@@ -100,6 +100,7 @@ class ConsumerConfig:
     stale_check_interval: float = 60.0
     loads: Loads = stdlib_loads
     read_ahead: bool = True
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
 
 
 @dataclass(slots=True)
@@ -578,7 +579,7 @@ class ConsumerCore:
         self, entries: Iterable[StreamEntry], counted: dict[Key, int] | None = None
     ) -> None:
         limit = self.config.redelivery.max_deliveries
-        loads = self.config.loads
+        loads, max_bytes = self.config.loads, self.config.max_payload_bytes
         ledger, buffer = self.ledger, self.buffer
         held, errors = ledger.held, ledger.errors
         self.batch_handed = 0
@@ -590,7 +591,7 @@ class ConsumerCore:
                 if key in held:
                     continue
                 held.add(key)
-                decoded = decode_entry(entry, 1, loads)
+                decoded = decode_entry(entry, 1, loads, max_bytes)
                 if type(decoded) is Delivery:
                     buffer.append(decoded)
                 elif entry.fields is None:
@@ -606,7 +607,8 @@ class ConsumerCore:
                 continue
             held.add(key)
             deliveries = 1 if counted is None else counted.get(key, 1)
-            verdict = admit(entry, deliveries, limit, loads, errors.get(key) if errors else None)
+            error = errors.get(key) if errors else None
+            verdict = admit(entry, deliveries, limit, loads, error, max_bytes)
             if type(verdict) is Delivery:
                 buffer.append(verdict)
             elif verdict is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .codec import Loads, Undecodable, decode_entry
+from .codec import MAX_PAYLOAD_BYTES, Loads, Undecodable, decode_entry
 from .commands import XPendingRange
 from .deadletters import DeadEntry
 from .entries import Delivery, PendingEntry, StreamEntry
@@ -56,7 +56,12 @@ def counts(batch: Batch, pages: tuple[tuple[PendingEntry, ...], ...]) -> dict[Ke
 
 
 def admit(
-    entry: StreamEntry, deliveries: int, limit: int, loads: Loads, error: str | None = None
+    entry: StreamEntry,
+    deliveries: int,
+    limit: int,
+    loads: Loads,
+    error: str | None = None,
+    max_bytes: int = MAX_PAYLOAD_BYTES,
 ) -> Delivery | DeadEntry | None:
     """What ``entry`` becomes: a delivery, a dead letter, or None (deleted: only ack it).
 
@@ -68,7 +73,7 @@ def admit(
     if deliveries > limit:
         reason = f"delivered {deliveries} times, more than max_deliveries={limit}"
         return DeadEntry(entry.stream, entry.id, fields, reason, deliveries, error)
-    decoded = decode_entry(entry, deliveries, loads)
+    decoded = decode_entry(entry, deliveries, loads, max_bytes)
     if isinstance(decoded, Undecodable):
         return DeadEntry(entry.stream, entry.id, fields, decoded.reason, deliveries)
     return decoded

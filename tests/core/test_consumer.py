@@ -661,3 +661,12 @@ def test_delivered_entries_still_buffered_are_handed_out_after_the_loss() -> Non
     assert lost == 1  # 1-0 is in the application's hands; 2-0 still buffered
     assert core.ledger.held == {("s", "2-0")}
     core.ack(("s", "1-0"), 0.0)  # settling what was handed out does not raise
+
+
+def test_an_entry_larger_than_the_payload_limit_is_dead_lettered_undecoded() -> None:
+    small = dataclasses.replace(CFG, max_payload_bytes=16)
+    core, player = started(config=small)
+    delivered(player, ("1-0", b'{"n":"' + b"x" * 40 + b'"}'), ("2-0", b'{"n":2}'))
+    step = player.step
+    assert isinstance(step, Batch) and step.transaction  # the dead letter, first
+    assert core.dead[0].reason == "'data' is 48 bytes, more than REDIS_MAX_PAYLOAD_BYTES (16)"
