@@ -15,7 +15,10 @@ import nox
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 LOADER_PYTHON = "3.13"  # abstract-backend (the host loader) needs 3.12+
 
-nox.options.sessions = ["tests", "tests_lowest", "lint", "typecheck", "docs"]
+nox.options.sessions = ["tests", "tests_lowest", "engines", "lint", "typecheck", "docs"]
+# Other server engines the integration and fault tests run against, each
+# built once from Debian's source package by .ci/engines.sh (cached).
+ENGINES = {"redis-8.0": ("redis", "5:8.0.6-3"), "valkey-9.1": ("valkey", "9.1.2-1")}
 nox.options.reuse_existing_virtualenvs = True
 # On CI a missing interpreter fails the run instead of being skipped.
 nox.options.error_on_missing_interpreters = bool(os.environ.get("CI"))
@@ -83,6 +86,18 @@ def integration(session: nox.Session) -> None:
     """Only the tests that need a real redis-server."""
     install(session, "trio", "fakeredis", "orjson", tools=("pytest>=8",))
     session.run("pytest", "-m", "integration", *session.posargs)
+
+
+@nox.session(python=LOADER_PYTHON)
+@nox.parametrize("engine", list(ENGINES))
+def engines(session: nox.Session, engine: str) -> None:
+    """The integration and fault tests against another server engine."""
+    package, version = ENGINES[engine]
+    binary = session.run("bash", ".ci/engines.sh", package, version, external=True, silent=True)
+    assert isinstance(binary, str)
+    install(session, "trio", "fakeredis", "orjson", tools=("pytest>=8",))
+    env = {"ABE_REDIS_SERVER": binary.strip().splitlines()[-1]}
+    session.run("pytest", "-m", "integration", *session.posargs, env=env)
 
 
 @nox.session(python=LOADER_PYTHON)

@@ -10,6 +10,7 @@ its own connections.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -31,8 +32,15 @@ def free_port() -> int:
         return port
 
 
+SERVER_BINARY_VARIABLE = "ABE_REDIS_SERVER"
+
+
 def redis_server_binary() -> str | None:
-    """Path of ``redis-server`` on PATH, or None."""
+    """The server binary to start: ``$ABE_REDIS_SERVER`` (another engine or
+    version, such as a ``valkey-server``), else ``redis-server`` on PATH, or None."""
+    chosen = os.environ.get(SERVER_BINARY_VARIABLE)
+    if chosen:
+        return chosen
     return shutil.which("redis-server")
 
 
@@ -72,11 +80,12 @@ class RedisServer:
 
     @property
     def version(self) -> str:
-        """The server's version as ``redis-server --version`` prints it."""
+        """The server's name and version as ``--version`` prints them (``7.0.15``,
+        ``Valkey 9.1.2``)."""
         out = subprocess.run([self.binary, "--version"], capture_output=True, text=True).stdout
         for word in out.split():
             if word.startswith("v="):
-                return word[2:]
+                return word[2:] if out.startswith("Redis") else f"{out.split()[0]} {word[2:]}"
         return "unknown"
 
     def start(self, timeout: float = 10.0) -> RedisServer:

@@ -332,8 +332,12 @@ class XLen(_OneStream, Command[int]):
 
 
 @dataclass(frozen=True, slots=True)
-class XGroupCreate(_OneStream, Command[bool]):
-    """XGROUP CREATE ... MKSTREAM; True when created, False when it existed."""
+class XGroupCreate(_OneStream, Command["bool | None"]):
+    """XGROUP CREATE ... MKSTREAM; True when created, False when it existed.
+
+    None when Redis is out of memory (OOM): it refuses before looking, so
+    whether the group exists is unknown.
+    """
 
     name: ClassVar[str] = "XGROUP CREATE"
     stream: str
@@ -343,9 +347,12 @@ class XGroupCreate(_OneStream, Command[bool]):
     def to_args(self) -> tuple[Arg, ...]:
         return ("XGROUP", "CREATE", self.stream, self.group, self.start_id, "MKSTREAM")
 
-    def parse_reply(self, raw: Any) -> bool:
-        if isinstance(raw, ErrorReply) and raw.kind is ErrorKind.EXISTS:
-            return False
+    def parse_reply(self, raw: Any) -> bool | None:
+        if isinstance(raw, ErrorReply):
+            if raw.kind is ErrorKind.EXISTS:
+                return False
+            if raw.kind is ErrorKind.OUT_OF_MEMORY:
+                return None
         _check(self, raw)
         return True
 

@@ -40,7 +40,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CommandError, LocalProtocolError, TransportError
+from ..errors import CommandError, LocalProtocolError, OutOfMemory, TransportError
 from .cleanup import remove_stale_consumers
 from .codec import MAX_PAYLOAD_BYTES, Loads, decode_entry, encode_payload, stdlib_loads
 from .commands import GroupMissing, Unblocked, XAutoClaim, XClaimIds, XPendingRange, XReadGroup
@@ -146,6 +146,7 @@ class ConsumerCore:
     ahead: tuple[Any, Batch, XReadGroup, dict[str, list[str]]] | None = None
     batch_started: float | None = None  # when the first entry of this buffer was handed out
     batch_handed: int = 0
+    next_burial_at: float = 0.0  # dead letters wait until then (Redis out of memory)
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -316,7 +317,7 @@ class ConsumerCore:
         next_retry = self.ledger.next_retry()
         if (
             now >= plan.next_claim_at
-            or (cfg.streams is None and now >= self.next_discovery_at)
+            or self._discovery_due()
             or (cfg.stale_consumer_ms is not None and now >= self.next_stale_check_at)
             or (next_retry is not None and next_retry <= now)
         ):
@@ -464,9 +465,17 @@ class ConsumerCore:
             self.plan.add(name)
         self.next_discovery_at = self.now + cfg.discovery_interval
 
+    def _discovery_due(self) -> bool:
+        """Registry streams are looked for periodically; configured ones only
+        while some could not be joined (Redis was out of memory)."""
+        streams = self.config.streams
+        if streams is not None and len(self.plan.cursors) == len(streams):
+            return False
+        return self.now >= self.next_discovery_at
+
     def _refill(self) -> Flow[None]:
         cfg, plan, ledger = self.config, self.plan, self.ledger
-        if cfg.streams is None and self.now >= self.next_discovery_at:
+        if self._discovery_due():
             yield from self._discover()
         if cfg.stale_consumer_ms is not None and self.now >= self.next_stale_check_at:
             self.next_stale_check_at = self.now + cfg.stale_check_interval
@@ -522,7 +531,7 @@ class ConsumerCore:
             queries = count_queries(recounted, cfg.group, cfg.consumer, len(ledger.held))
             pages = yield from self._call(queries)
             self._accept(recounted, counts(queries, pages))
-        if self.buffer or self.dead or plan.rereading():
+        if self.buffer or (self.dead and self.now >= self.next_burial_at) or plan.rereading():
             return
         if plan.lone_stream() is not None:
             yield from self._block()
@@ -618,14 +627,30 @@ class ConsumerCore:
         ledger.version += 1
 
     def _bury(self, *, retry: bool = True) -> Flow[None]:
-        """Move dead letters to their dead-letter streams, acked in the same MULTI."""
+        """Move dead letters to their dead-letter streams, acked in the same MULTI.
+
+        Out of memory, they wait (held, so leased) and are tried again a
+        second later, while consuming goes on: consuming is what frees memory.
+        """
         cfg = self.config
+        if retry and self.now < self.next_burial_at:
+            return
         for batch, entries in burials(self.dead, cfg.group, cfg.consumer):
-            if retry:
-                yield from self._call(batch)
-            else:
-                resume = yield batch
-                batch.parse_reply(resume.reply)
+            try:
+                if retry:
+                    yield from self._call(batch)
+                else:
+                    resume = yield batch
+                    batch.parse_reply(resume.reply)
+            except OutOfMemory:
+                if not retry:
+                    raise
+                logger.warning(
+                    "%d dead letters wait: Redis is out of memory; trying again in 1 s",
+                    len(self.dead),
+                )
+                self.next_burial_at = self.now + 1.0
+                return
             for dead in entries:
                 logger.warning(
                     "entry %s of %s dead-lettered to %s: %s",
@@ -636,10 +661,18 @@ class ConsumerCore:
                 )
                 self.ledger.release((dead.stream, dead.id))
             self.stats.dead_lettered += len(entries)
+            buried = {(d.stream, d.id) for d in entries}
+            self.dead = [d for d in self.dead if (d.stream, d.id) not in buried]
         self.dead.clear()
 
     def _group_missing(self, stream: str) -> Flow[None]:
-        yield from recover(self._call, stream, self.config.group, self.config.on_missing_group)
+        if not (
+            yield from recover(self._call, stream, self.config.group, self.config.on_missing_group)
+        ):
+            # Out of memory: the next discovery tries again; the rest goes on.
+            self.plan.cursors.pop(stream, None)
+            self.next_discovery_at = self.now + self.config.discovery_interval
+            return
         self.plan.add(stream)
         self.stats.groups_recreated += 1
         buffered = {(d.stream, d.id) for d in self.buffer if d.stream == stream}

@@ -17,8 +17,8 @@ import logging
 from collections.abc import Callable, Collection
 from typing import Any
 
-from ..errors import GroupMissingError
-from .commands import SMembers, XGroupCreate
+from ..errors import CommandError, GroupMissingError
+from .commands import Exists, SMembers, XGroupCreate, XInfoGroups
 from .keys import is_internal
 from .policy import GroupPolicy
 from .steps import Batch, Flow, RoundTrip
@@ -42,13 +42,41 @@ def discover(
         members: frozenset[str] = yield from call(SMembers(registry_key))
         wanted = sorted(m for m in members if not is_internal(m))
     new = [s for s in wanted if s not in known]
-    if new:
-        yield from call(Batch(tuple(XGroupCreate(s, group, "0") for s in new)))
-    return new
+    if not new:
+        return new
+    created = yield from call(Batch(tuple(XGroupCreate(s, group, "0") for s in new)))
+    ready = []
+    for stream, outcome in zip(new, created, strict=True):
+        # None: out of memory, XGROUP CREATE is refused before Redis looks.
+        # Read the stream only if its group is there already; else try again
+        # at the next discovery (reading is what frees memory).
+        if outcome is None and not (yield from _has_group(call, stream, group)):
+            logger.warning(
+                "cannot create group %s on %s: Redis is out of memory; will try again",
+                group,
+                stream,
+            )
+            continue
+        ready.append(stream)
+    return ready
 
 
-def recover(call: Call, stream: str, group: str, policy: GroupPolicy) -> Flow[None]:
+def _has_group(call: Call, stream: str, group: str) -> Flow[bool]:
+    """Flow: whether ``stream`` has ``group``, asked with commands OOM allows."""
+    if not (yield from call(Exists(stream))):
+        return False
+    try:
+        infos = yield from call(XInfoGroups(stream))
+    except CommandError:  # deleted in between
+        return False
+    return any(info.name == group for info in infos)
+
+
+def recover(call: Call, stream: str, group: str, policy: GroupPolicy) -> Flow[bool]:
     """Flow: recreate the vanished ``group`` of ``stream`` as ``policy`` says.
+
+    Returns False when Redis is out of memory and the group could not be
+    created yet (the caller reads the stream again later).
 
     Raises:
         GroupMissingError: the policy is ``fail``.
@@ -61,4 +89,5 @@ def recover(call: Call, stream: str, group: str, policy: GroupPolicy) -> Flow[No
         stream,
         "the start of the stream" if policy is GroupPolicy.RECREATE_FROM_START else "its end",
     )
-    yield from call(XGroupCreate(stream, group, policy.value))
+    created = yield from call(XGroupCreate(stream, group, policy.value))
+    return created is not None

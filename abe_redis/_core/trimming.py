@@ -23,10 +23,13 @@ def group_infos(stream: str) -> Flow[tuple[GroupInfo, ...]]:
     """Flow: the groups of ``stream``; none when the stream does not exist.
 
     XINFO GROUPS fails on a missing key, so EXISTS asks first, in the same
-    transaction: whether the stream exists is a value, not an error text.
+    round trip: whether the stream exists is a value, not an error text. Not
+    in MULTI: Redis refuses every command queued in MULTI once it is out of
+    memory, and trimming is how a publisher makes room then. (A stream
+    deleted between the two makes XINFO fail: the trim is skipped.)
     """
     exists, info = Exists(stream), XInfoGroups(stream)
-    resume = yield Batch((exists, info), transaction=True)
+    resume = yield Batch((exists, info))
     raw = resume.reply
     if not exists.parse_reply(raw[0]):
         return ()

@@ -49,6 +49,16 @@ class Coalescer:
         """Run ``step`` in the next shared batch; its raw reply, or its error raised."""
         if not shareable(step):
             return await self._executor.execute(step)  # alone, never merged
+        if not self._flushing and not self._queue and self._last_batch <= 1:
+            # A lone caller (sequential publishing): its round trip goes as
+            # is; whoever queues meanwhile flushes after it.
+            self._flushing = True
+            self.round_trips += 1
+            self._last_batch = 1
+            try:
+                return await self._executor.execute(step)
+            finally:
+                self._hand_over()
         request = Request(step)  # type: ignore[arg-type]
         self._queue.append(request)
         try:
@@ -88,10 +98,14 @@ class Coalescer:
                 with anyio.CancelScope(shield=True):
                     await self._send(batch)
         finally:
-            self._flushing = False
-            idle, self._idle = self._idle, None
-            if idle is not None:
-                idle.set()
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """The round trip is over: wake whoever waits to flush next."""
+        self._flushing = False
+        idle, self._idle = self._idle, None
+        if idle is not None:
+            idle.set()
 
     async def _send(self, batch: list[Request]) -> None:
         self.round_trips += 1

@@ -668,5 +668,6 @@ def test_an_entry_larger_than_the_payload_limit_is_dead_lettered_undecoded() -> 
     core, player = started(config=small)
     delivered(player, ("1-0", b'{"n":"' + b"x" * 40 + b'"}'), ("2-0", b'{"n":2}'))
     step = player.step
-    assert isinstance(step, Batch) and step.transaction  # the dead letter, first
+    assert isinstance(step, Batch)
+    assert step.transaction  # the dead letter, first
     assert core.dead[0].reason == "'data' is 48 bytes, more than REDIS_MAX_PAYLOAD_BYTES (16)"

@@ -216,7 +216,7 @@ def test_streams_are_trimmed_safely_every_n_publishes() -> None:
     assert first.done
     second = Player(pub.publish("e", {"a": 1}, 0.1))
     second.reply(b"2-0")
-    assert second.step == Batch((Exists("e"), XInfoGroups("e")), transaction=True)
+    assert second.step == Batch((Exists("e"), XInfoGroups("e")))
     row = [b"name", b"g", b"consumers", 1, b"pending", 1, b"last-delivered-id", b"9-0"]
     second.reply([1, [row]])
     assert second.step == Batch((XPendingSummary("e", "g"),))
@@ -358,7 +358,7 @@ def test_a_failed_trim_never_fails_a_written_publish() -> None:
     pub.registered["e"] = 0.0
     player = Player(pub.publish("e", {"a": 1}, 0.0))
     player.reply(b"1-0")  # written; the trim starts
-    assert player.step == Batch((Exists("e"), XInfoGroups("e")), transaction=True)
+    assert player.step == Batch((Exists("e"), XInfoGroups("e")))
     player.reply([1, ErrorReply("NOPERM this user has no permissions to run 'xinfo'")])
     assert player.done
     assert player.result == "1-0"
@@ -430,7 +430,7 @@ def test_out_of_memory_trims_what_every_group_finished_then_writes() -> None:
     player = Player(pub.publish("e", {"a": 1}, 0.5))
     player.reply(OOM)
     # The safe trim, exact this time: memory is what it is for.
-    assert player.step == Batch((Exists("e"), XInfoGroups("e")), transaction=True)
+    assert player.step == Batch((Exists("e"), XInfoGroups("e")))
     player.reply([1, GROUP_DONE])
     assert player.step == Batch((XPendingSummary("e", "g"),))
     player.reply([[0, None, None, None]])

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class WorkerProcess:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.handled: list[int] = []
+        self.handled_at: dict[int, float] = {}  # first time each was handled
         self.ready = threading.Event()
         self.killed = False
         self.proc = subprocess.Popen(
@@ -57,7 +59,20 @@ class WorkerProcess:
             if line.startswith("ready"):
                 self.ready.set()
             elif line.startswith("H "):
-                self.handled.append(int(line[2:]))
+                i = int(line[2:])
+                self.handled.append(i)
+                self.handled_at.setdefault(i, time.monotonic())
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def peak_rss_mb(self) -> float:
+        """The process's peak resident memory so far (VmHWM), in MB."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmHWM")
 
     def kill(self) -> None:
         self.killed = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -10,7 +11,7 @@ import pytest
 import redis
 
 from abe_redis import RedisMessageQueueBackend, Settings
-from abe_redis.embedded import RedisServer, redis_server_binary
+from abe_redis.embedded import SERVER_BINARY_VARIABLE, RedisServer, redis_server_binary
 
 from ..helpers import admin
 
@@ -29,8 +30,9 @@ def _answers(host: str, port: int) -> bool:
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """The server on 127.0.0.1:6379, or one started for the session."""
-    if _answers(*DEFAULT):
+    """The server on 127.0.0.1:6379, or one started for the session (always,
+    when ``ABE_REDIS_SERVER`` names another engine to test)."""
+    if not os.environ.get(SERVER_BINARY_VARIABLE) and _answers(*DEFAULT):
         yield "redis://127.0.0.1:6379/0"
         return
     if redis_server_binary() is None:
