@@ -137,6 +137,8 @@ def retrying(
             resume = yield Sleep(delay)
             if tick is not None:
                 tick(resume.now)
+            if deadline is not None and resume.now >= deadline:
+                raise  # no time left for another attempt: what Redis last said
             continue
         backoff.success(clock())
         return value
