@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..errors import ServerBusy, TransportError
-from .steps import Flow, Interrupted, Sleep
+from .steps import DeadlinePassed, Flow, Interrupted, Sleep
 
 logger = logging.getLogger("abe_redis")
 T = TypeVar("T")
@@ -112,6 +112,7 @@ def retrying(
     (delivered entries, for a consumer). ``clock()`` is the latest time the
     flow was given; ``tick(now)`` hears the time after a sleep.
     """
+    previous: TransportError | None = None
     while True:
         try:
             value = yield from attempt()
@@ -130,7 +131,10 @@ def retrying(
                 if tick is not None:
                     tick(now)
                 if now >= deadline:
+                    if isinstance(exc, DeadlinePassed) and previous is not None:
+                        raise previous from None  # what Redis last said, not the cut-off
                     raise
+            previous = exc
             delay = backoff.failure(exc, clock())
             if deadline is not None:
                 delay = min(delay, deadline - clock())

@@ -24,7 +24,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..errors import RemoteProtocolError
+from ..errors import RemoteProtocolError, TransportTimeout
 from .commands import Command
 from .entries import Delivery
 
@@ -117,6 +117,11 @@ class Within:
 
     step: Command[Any] | Batch
     deadline: float
+
+
+class DeadlinePassed(TransportTimeout):
+    """Raised by a driver when a :class:`Within` step's deadline passed
+    (a :class:`TransportTimeout` to callers)."""
 
 
 @dataclass(frozen=True, slots=True)

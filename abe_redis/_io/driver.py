@@ -17,8 +17,18 @@ from typing import Any, Generic, TypeVar
 import anyio
 
 from .._core.entries import Delivery
-from .._core.steps import Ahead, Collect, Flow, Interrupted, Resume, Sleep, Step, Within
-from ..errors import LocalProtocolError, TransportError, TransportTimeout
+from .._core.steps import (
+    Ahead,
+    Collect,
+    DeadlinePassed,
+    Flow,
+    Interrupted,
+    Resume,
+    Sleep,
+    Step,
+    Within,
+)
+from ..errors import LocalProtocolError, TransportError
 from .executor import Executor, Ticket, Wire
 
 T = TypeVar("T")
@@ -97,7 +107,7 @@ class Driver(Generic[T]):
             if left > 0:
                 with anyio.move_on_after(left):
                     return await self.executor.execute(step.step)
-            raise TransportTimeout("no reply from Redis within the publish retry budget")
+            raise DeadlinePassed("no reply from Redis within the publish retry budget")
         if type(step) is Ahead:
             ticket = await self._wire().send(step.step)
             self.tickets.append(ticket)

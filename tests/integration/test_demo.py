@@ -37,6 +37,7 @@ def test_the_demo_on_an_embedded_redis_server(loop: str) -> None:
 def test_the_demo_falls_back_to_fakeredis_without_a_redis_server_binary() -> None:
     env = clean_env()
     env["PATH"] = str(Path(sys.executable).parent)  # python, but no redis-server
+    env.pop("ABE_REDIS_SERVER", None)  # nor another engine's
     run = demo(env)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "fakeredis' TCP server" in run.stdout
