@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
 # Build the other server engines the suite runs against, from Debian's
 # current source packages, once per version, into a cache outside the repo:
-#   .ci/engines.sh redis 5:8.0.6-3     -> $CACHE/redis-8.0.6/redis-server
-#   .ci/engines.sh valkey 9.1.2-1      -> $CACHE/valkey-9.1.2/valkey-server
+#   .ci/engines.sh redis     -> $CACHE/redis-8.0.6/redis-server
+#   .ci/engines.sh valkey    -> $CACHE/valkey-9.1.2/valkey-server
+#   .ci/engines.sh --all     (builds every one, prints nothing)
 # Prints the server binary's path. The package archive is the one this
 # machine's apt already uses (read from its sources), asked for the source
-# packages of the unstable suite.
+# packages of the unstable suite. The versions tested:
 set -euo pipefail
-package=$1 version=$2
+declare -A VERSIONS=([redis]="5:8.0.6-3" [valkey]="9.1.2-1")
+if [[ ${1:-} == --all ]]; then
+    for name in "${!VERSIONS[@]}"; do "$0" "$name" >/dev/null; done
+    exit 0
+fi
+package=$1
+version=${VERSIONS[$package]:?"no such engine: $package"}
 CACHE=${ABE_REDIS_ENGINE_CACHE:-$HOME/.cache/abe-redis-engines}
 upstream=${version#*:}; upstream=${upstream%-*}
 out="$CACHE/$package-$upstream"
 binary="$out/$package-server"
+if [[ -x $binary ]]; then echo "$binary"; exit 0; fi
+# One build per version at a time: a second caller waits for the first.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/$package-$upstream.lock"
+flock 9
 if [[ -x $binary ]]; then echo "$binary"; exit 0; fi
 
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT

@@ -31,7 +31,7 @@ from abe_redis.embedded import RedisServer
 from ..helpers import admin
 from .conftest import Report, WorkerProcess
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 
 def test_workers_sigkilled_at_random_lose_nothing(server: RedisServer, report: Report) -> None:

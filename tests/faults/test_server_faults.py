@@ -26,7 +26,7 @@ from abe_redis.embedded import RedisServer
 from ..helpers import admin
 from .conftest import Report, WorkerProcess
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 
 def wait_for(condition: Callable[[], object], seconds: float) -> bool:

@@ -45,15 +45,16 @@ SECRET = "s3cret-native-pw"
 @pytest.fixture(scope="module")
 def locked_server() -> Iterator[RedisServer]:
     """A server with a password, a second ACL user and a unix socket."""
-    sock = os.path.join(tempfile.mkdtemp(prefix="abe-native-"), "redis.sock")
-    extra = (
-        "--requirepass", SECRET,
-        "--unixsocket", sock, "--unixsocketperm", "700",
-        "--user", "publisher", "on", f">{SECRET}-2", "~*", "&*", "+@all",
-    )  # fmt: skip
-    with RedisServer(extra=extra) as server:
-        server.socket = sock  # type: ignore[attr-defined]
-        yield server
+    with tempfile.TemporaryDirectory(prefix="abe-native-") as folder:
+        sock = os.path.join(folder, "redis.sock")
+        extra = (
+            "--requirepass", SECRET,
+            "--unixsocket", sock, "--unixsocketperm", "700",
+            "--user", "publisher", "on", f">{SECRET}-2", "~*", "&*", "+@all",
+        )  # fmt: skip
+        with RedisServer(extra=extra) as server:
+            server.socket = sock  # type: ignore[attr-defined]
+            yield server
 
 
 @dataclass(frozen=True, slots=True)
