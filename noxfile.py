@@ -85,7 +85,9 @@ def tests_lowest(session: nox.Session) -> None:
     if pins != declared_floors():
         session.error(f"{LOWEST} does not match the floors in pyproject.toml: {declared_floors()}")
     install(session, "trio", "fakeredis", "orjson", tools=("pytest>=8", "-c", str(LOWEST)))
-    session.run("pytest", *_fault_suite_on_newest(session), *session.posargs)
+    # The fault suite measures the server and our flows, not the floors: it
+    # runs in tests-3.13 and on every engine.
+    session.run("pytest", "-m", "not faults", *session.posargs)
 
 
 @nox.session(python=LOADER_PYTHON)
