@@ -661,9 +661,9 @@ class ConsumerCore:
                 )
                 self.ledger.release((dead.stream, dead.id))
             self.stats.dead_lettered += len(entries)
+            # Dropped as each batch lands: an OOM on a later one leaves the rest.
             buried = {(d.stream, d.id) for d in entries}
             self.dead = [d for d in self.dead if (d.stream, d.id) not in buried]
-        self.dead.clear()
 
     def _group_missing(self, stream: str) -> Flow[None]:
         if not (

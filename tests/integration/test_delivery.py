@@ -353,12 +353,7 @@ async def test_read_ahead_can_be_turned_off(
     off = dataclasses.replace(settings, claim_min_idle_ms=30_000, prefetch=64, read_ahead=False)
     async with RedisMessageQueueBackend(off) as backend:
         await backend.publish_many(stream, [{"n": n} for n in range(500)])
-        seen: list[int] = []
         async with backend.consume() as consumer:
-            with anyio.fail_after(30):
-                async for event in consumer:
-                    seen.append(event["n"])
-                    if len(seen) == 500:
-                        break
+            seen = [event["n"] for event in await take(consumer, 500, timeout=30)]
         assert consumer.stats.read_ahead == 0
         assert seen == list(range(500))
