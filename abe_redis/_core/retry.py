@@ -106,7 +106,9 @@ def retrying(
     has passed. It is raised instead when ``fatal(error)`` (at once, before
     any outage is logged) or when the ``deadline`` has passed (the delay
     is cut to end at it; the attempt itself bounds its round trips by it,
-    see :class:`~abe_redis._core.steps.Within`). A round trip cut short by
+    see :class:`~abe_redis._core.steps.Within`; its cut-off,
+    :class:`DeadlinePassed`, is never ``fatal`` and raises the error Redis
+    gave before it, if any). A round trip cut short by
     cancellation (:class:`Interrupted`) is sent again at once. ``lost()``
     runs after either, since the lost reply may have done something
     (delivered entries, for a consumer). ``clock()`` is the latest time the
@@ -123,6 +125,12 @@ def retrying(
         except TransportError as exc:
             if lost is not None:
                 lost()
+            if isinstance(exc, DeadlinePassed):
+                # Our own cut-off, not something Redis said: never "fatal at
+                # start", and the error raised is what Redis last said.
+                if previous is not None:
+                    raise previous from None
+                raise
             if fatal(exc):
                 raise
             if deadline is not None:
@@ -131,8 +139,6 @@ def retrying(
                 if tick is not None:
                     tick(now)
                 if now >= deadline:
-                    if isinstance(exc, DeadlinePassed) and previous is not None:
-                        raise previous from None  # what Redis last said, not the cut-off
                     raise
             previous = exc
             delay = backoff.failure(exc, clock())

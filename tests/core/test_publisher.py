@@ -19,7 +19,7 @@ from abe_redis._core.entries import GroupInfo, PendingSummary
 from abe_redis._core.publisher import PROBE_MAXLEN, REGISTRY_REFRESH, Publisher, idempotency_marker
 from abe_redis._core.replies import ErrorReply
 from abe_redis._core.scripts import IDEMPOTENT_XADD
-from abe_redis._core.steps import Batch, Sleep
+from abe_redis._core.steps import Batch, DeadlinePassed, Sleep
 from abe_redis._core.trimming import safe_trim, trim_floor
 from abe_redis.errors import (
     AccessDenied,
@@ -200,6 +200,21 @@ def test_a_server_loading_past_the_budget_raises_server_busy() -> None:
         for _ in range(20):
             player.reply([loading, loading])
             wait_out(player)
+
+
+def test_a_first_publish_cut_off_while_loading_raises_server_busy() -> None:
+    # Seen on CI (Valkey 9.1): LOADING, then the next attempt cut off by the
+    # driver at the deadline. The cut-off is ours, not a sign of a wrong URL,
+    # so it is not raised "at once" as a first-contact failure; the caller
+    # hears what Redis last said.
+    player = Player(Publisher("reg", retry_budget=0.3).publish("e", {"a": 1}, 0.0))
+    loading = ErrorReply("LOADING Valkey is loading the dataset in memory")
+    player.reply([loading, loading])
+    wait_out(player)
+    assert isinstance(player.step, Batch)  # a second attempt, before the deadline
+    player.now = 0.3
+    with pytest.raises(ServerBusy, match="LOADING"):
+        player.throw(DeadlinePassed("no reply within the budget"))
 
 
 def test_an_error_reply_to_the_write_is_raised_not_retried() -> None:
