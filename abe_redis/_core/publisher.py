@@ -2,9 +2,10 @@
 
 * Consumers find streams through a registry (a Redis set) instead of KEYS or
   SCAN. The first publish of a key (and again every ``REGISTRY_REFRESH``
-  seconds, in case the set was lost) sends ``SADD registry key`` in the
-  same round trip as the write, SADD first, so a stream holding an entry is
-  always in the registry. In between, writes use ``XADD NOMKSTREAM``: a
+  seconds, in case the set was lost) sends ``SADD registry key`` in a round
+  trip of its own before the write, so a stream holding an entry is always
+  in the registry (on a cluster too, where the set and the stream live on
+  different nodes). In between, writes use ``XADD NOMKSTREAM``: a
   stream that vanished (flushed, deleted, a failover to an empty replica)
   is not recreated unregistered; nothing is written, and the write goes
   again with its SADD in front.
@@ -235,14 +236,22 @@ class Publisher:
         register: bool,
         started: float,
     ) -> Flow[list[str | None]]:
-        """One round trip writing ``items`` (SADD first when registering).
+        """One round trip writing ``items`` (after the SADD's own, when registering).
 
+        The registry is written first and on its own, so a stream never has
+        entries before it is registered, even when the registry lives on
+        another cluster node than the stream; a refused SADD writes nothing.
+        That round trip comes once per ``REGISTRY_REFRESH`` a stream.
         Probe streams get an exact cap; items with an idempotency key go
         through the script (EVAL when Redis has not cached it yet). Without
-        the SADD a missing stream is not created: its items come back None.
+        registering, a missing stream is not created: its items come back None.
         """
         nomk = not register and not probe
-        commands: list[Command[Any]] = [SAdd(self.registry_key, key)] if register else []
+        deadline = started + self.retry_budget
+        if register:
+            sadd = SAdd(self.registry_key, key)
+            sadd.parse_reply((yield Within(sadd, deadline)).reply)
+        commands: list[Command[Any]] = []
         for fields, idem in items:
             if probe:
                 commands.append(XAdd(key, fields, PROBE_MAXLEN, approximate=False))
@@ -253,10 +262,9 @@ class Publisher:
                 commands.append(EvalSha(IDEMPOTENT_XADD.sha, keys, args))
         # A lone command goes bare: the sequential publish path pays no pipeline.
         step: Command[Any] | Batch = commands[0] if len(commands) == 1 else Batch(tuple(commands))
-        deadline = started + self.retry_budget
         resume = yield Within(step, deadline)
         parsed = step.parse_reply(resume.reply)
-        replies = [parsed] if len(commands) == 1 else list(parsed[1 if register else 0 :])
+        replies = [parsed] if len(commands) == 1 else list(parsed)
         ids: list[str | None] = []
         for (fields, idem), reply in zip(items, replies, strict=True):
             if isinstance(reply, NoScript):  # first use since a restart: send it whole

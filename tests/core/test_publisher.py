@@ -38,11 +38,16 @@ from .helpers import Player
 DATA = ((b"data", b'{"a":1}'),)
 
 
-def test_first_publish_registers_the_stream_in_the_same_round_trip() -> None:
+def test_first_publish_registers_the_stream_before_it_writes() -> None:
+    # In a round trip of its own: on a cluster the registry and the stream
+    # live on different nodes, and a stream must never hold entries before
+    # it is registered.
     pub = Publisher("reg")
     player = Player(pub.publish("events", {"a": 1}, now=0.0))
-    assert player.step == Batch((SAdd("reg", "events"), XAdd("events", DATA)))
-    player.reply([1, b"1-0"])
+    assert player.step == SAdd("reg", "events")
+    player.reply(1)
+    assert player.step == XAdd("events", DATA)
+    player.reply(b"1-0")
     assert player.done
     assert player.result == "1-0"
 
@@ -50,19 +55,20 @@ def test_first_publish_registers_the_stream_in_the_same_round_trip() -> None:
 def test_later_publishes_send_xadd_alone_until_the_refresh() -> None:
     pub = Publisher("reg")
     first = Player(pub.publish("events", {"a": 1}, now=0.0))
-    first.reply([1, b"1-0"])
+    first.reply(1)
+    first.reply(b"1-0")
     second = Player(pub.publish("events", {"a": 1}, now=0.5))
     assert second.step == XAdd("events", DATA, nomkstream=True)
     second.reply(b"2-0")
     assert second.result == "2-0"
     later = Player(pub.publish("events", {"a": 1}, now=REGISTRY_REFRESH + 1))
-    assert isinstance(later.step, Batch)
+    assert later.step == SAdd("reg", "events")
 
 
 def test_maxlen_is_applied_only_when_configured() -> None:
-    step = Player(Publisher("reg", maxlen=1000).publish("e", {"a": 1}, 0.0)).step
-    assert isinstance(step, Batch)
-    assert step.commands[1] == XAdd("e", DATA, 1000)
+    player = Player(Publisher("reg", maxlen=1000).publish("e", {"a": 1}, 0.0))
+    player.reply(1)
+    assert player.step == XAdd("e", DATA, 1000)
 
 
 def test_probe_keys_are_capped_and_not_registered() -> None:
@@ -72,7 +78,9 @@ def test_probe_keys_are_capped_and_not_registered() -> None:
 
 def test_probe_keys_listed_for_consumption_are_ordinary_streams() -> None:
     player = Player(Publisher("reg", consumed=("_audit",)).publish("_audit", {"a": 1}, 0.0))
-    assert player.step == Batch((SAdd("reg", "_audit"), XAdd("_audit", DATA)))
+    assert player.step == SAdd("reg", "_audit")
+    player.reply(1)
+    assert player.step == XAdd("_audit", DATA)
 
 
 @pytest.mark.parametrize(
@@ -96,22 +104,22 @@ def test_bad_input_raises_before_any_command(
 def connected(pub: Publisher) -> Publisher:
     """A publisher that has reached Redis once (so it retries)."""
     flow = Player(pub.publish("warm", {"a": 1}, 0.0))
-    flow.reply([1, b"0-1"])
+    flow.reply(1)
+    flow.reply(b"0-1")
     return pub
 
 
 def test_idempotent_publish_uses_the_script_with_a_marker_in_the_same_slot() -> None:
     pub = Publisher("reg", idempotency_window_ms=60_000)
     player = Player(pub.publish("events", {"a": 1}, 0.0, idempotency_key="Ev1"))
-    step = player.step
-    assert isinstance(step, Batch)
-    sadd, script = step.commands
-    assert sadd == SAdd("reg", "events")
+    assert player.step == SAdd("reg", "events")
+    player.reply(1)
+    script = player.step
     assert isinstance(script, EvalSha)
     assert script.sha == IDEMPOTENT_XADD.sha
     assert script.keys == ("events", "abe_redis:idem:{events}:Ev1")
     assert script.args == (60_000, "", "0", b"data", b'{"a":1}')  # "0": may create it
-    player.reply([1, [1, b"5-0"]])
+    player.reply([1, b"5-0"])
     assert player.result == "5-0"
 
 
@@ -130,8 +138,8 @@ def test_a_duplicate_returns_the_original_id() -> None:
 def test_the_idempotency_key_can_come_from_a_payload_field() -> None:
     pub = Publisher("reg", idempotency_field="event_id")
     player = Player(pub.publish("events", {"event_id": "Ev9"}, 0.0))
-    assert isinstance(player.step, Batch)
-    script = player.step.commands[1]
+    player.reply(1)
+    script = player.step
     assert isinstance(script, EvalSha)
     assert script.keys[1] == "abe_redis:idem:{events}:Ev9"
 
@@ -183,12 +191,13 @@ def test_a_loading_server_is_retried_even_before_the_first_success() -> None:
     # It answered, so the URL is right: wait for its data set, within budget.
     player = Player(Publisher("reg", retry_budget=1.0).publish("e", {"a": 1}, 0.0))
     first = player.step
-    assert isinstance(first, Batch)
+    assert first == SAdd("reg", "e")
     loading = ErrorReply("LOADING Redis is loading the dataset in memory")
-    player.reply([loading, loading])
+    player.reply(loading)
     wait_out(player)
     assert player.step == first
-    player.reply([1, b"1-0"])
+    player.reply(1)
+    player.reply(b"1-0")
     assert player.done
     assert player.result == "1-0"
 
@@ -198,7 +207,7 @@ def test_a_server_loading_past_the_budget_raises_server_busy() -> None:
     loading = ErrorReply("LOADING Redis is loading the dataset in memory")
     with pytest.raises(ServerBusy, match="LOADING"):  # noqa: PT012 - raised inside the loop
         for _ in range(20):
-            player.reply([loading, loading])
+            player.reply(loading)
             wait_out(player)
 
 
@@ -209,9 +218,9 @@ def test_a_first_publish_cut_off_while_loading_raises_server_busy() -> None:
     # hears what Redis last said.
     player = Player(Publisher("reg", retry_budget=0.3).publish("e", {"a": 1}, 0.0))
     loading = ErrorReply("LOADING Valkey is loading the dataset in memory")
-    player.reply([loading, loading])
+    player.reply(loading)
     wait_out(player)
-    assert isinstance(player.step, Batch)  # a second attempt, before the deadline
+    assert player.step == SAdd("reg", "e")  # a second attempt, before the deadline
     player.now = 0.3
     with pytest.raises(ServerBusy, match="LOADING"):
         player.throw(DeadlinePassed("no reply within the budget"))
@@ -219,8 +228,9 @@ def test_a_first_publish_cut_off_while_loading_raises_server_busy() -> None:
 
 def test_an_error_reply_to_the_write_is_raised_not_retried() -> None:
     player = Player(Publisher("reg").publish("e", {"a": 1}, 0.0))
+    player.reply(1)
     with pytest.raises(CommandError, match="WRONGTYPE"):
-        player.reply([1, ErrorReply("WRONGTYPE Operation against a key holding the wrong kind")])
+        player.reply(ErrorReply("WRONGTYPE Operation against a key holding the wrong kind"))
 
 
 def test_streams_are_trimmed_safely_every_n_publishes() -> None:
@@ -271,10 +281,10 @@ def test_trim_floor_is_the_slowest_groups_oldest_unfinished_entry() -> None:
 def test_publish_many_pipelines_after_checking_everything() -> None:
     pub = Publisher("reg")
     player = Player(pub.publish_many("e", [{"a": 1}, {"a": 2}], 0.0))
-    assert player.step == Batch(
-        (SAdd("reg", "e"), XAdd("e", DATA), XAdd("e", ((b"data", b'{"a":2}'),)))
-    )
-    player.reply([1, b"1-0", b"2-0"])
+    assert player.step == SAdd("reg", "e")
+    player.reply(1)
+    assert player.step == Batch((XAdd("e", DATA), XAdd("e", ((b"data", b'{"a":2}'),))))
+    player.reply([b"1-0", b"2-0"])
     assert player.result == ["1-0", "2-0"]
     with pytest.raises(PayloadError):
         next(pub.publish_many("e", [{"a": 1}, {"a": {1}}], 0.0))
@@ -310,7 +320,8 @@ def test_fast_path_gives_the_lone_xadd_once_the_stream_is_registered() -> None:
     pub = Publisher("reg", maxlen=500)
     assert fast(pub, "events", {"a": 1}, 0.0) is None  # not registered: the flow
     flow = Player(pub.publish("events", {"a": 1}, 0.0))
-    flow.reply([1, b"1-0"])
+    flow.reply(1)
+    flow.reply(b"1-0")
     assert fast(pub, "events", {"a": 1}, 0.5) == XAdd("events", DATA, 500, nomkstream=True)
     assert pub.since_trim["events"] == 1  # counted once written, not when asked
     assert pub.fast_written("events", "2-0")
@@ -321,7 +332,8 @@ def test_fast_path_gives_the_lone_xadd_once_the_stream_is_registered() -> None:
 def test_fast_path_leaves_idempotency_probes_trims_and_outages_to_the_flow() -> None:
     pub = connected(Publisher("reg", trim_every=3, idempotency_field="event_id"))
     flow = Player(pub.publish("e", {"a": 1}, 0.0))
-    flow.reply([1, b"1-0"])
+    flow.reply(1)
+    flow.reply(b"1-0")
     assert fast(pub, "e", {"a": 1}, 0.1) is not None
     assert pub.fast_written("e", "2-0")
     assert fast(pub, "e", {"a": 1, "event_id": "E1"}, 0.1) is None
@@ -336,7 +348,8 @@ def test_fast_path_leaves_idempotency_probes_trims_and_outages_to_the_flow() -> 
 def test_the_fast_path_writes_what_the_flow_would() -> None:
     pub = connected(Publisher("reg"))
     flow = Player(pub.publish("e", {"a": 1}, 0.0))
-    flow.reply([1, b"1-0"])
+    flow.reply(1)
+    flow.reply(b"1-0")
     stream, item = pub.checked("e", {"a": 1})
     through_flow = Player(pub.write(stream, item, 0.5))
     assert through_flow.step == fast(pub, "e", {"a": 1}, 0.5)
@@ -390,8 +403,10 @@ def test_a_vanished_stream_is_registered_again_before_it_is_written() -> None:
     player = Player(pub.publish("e", {"a": 1}, 0.5))
     assert player.step == XAdd("e", DATA, nomkstream=True)
     player.reply(None)
-    assert player.step == Batch((SAdd("reg", "e"), XAdd("e", DATA)))
-    player.reply([1, b"7-0"])
+    assert player.step == SAdd("reg", "e")
+    player.reply(1)
+    assert player.step == XAdd("e", DATA)
+    player.reply(b"7-0")
     assert player.result == "7-0"
     assert pub.registered["e"] == 0.5
 
@@ -403,15 +418,17 @@ def test_a_fast_xadd_that_found_no_stream_leaves_the_write_to_the_flow() -> None
     assert pub.fast_xadd(stream, item, 0.5) is not None
     assert not pub.fast_written("e", None)
     player = Player(pub.write(stream, item, 0.5))
-    assert player.step == Batch((SAdd("reg", "e"), XAdd("e", DATA)))
+    assert player.step == SAdd("reg", "e")
 
 
-def test_the_registry_is_refreshed_every_second_in_the_same_round_trip() -> None:
+def test_the_registry_is_refreshed_every_second_before_the_write() -> None:
     pub = connected(Publisher("reg"))
     pub.registered["e"] = 0.0
     assert REGISTRY_REFRESH == 1.0
     player = Player(pub.publish("e", {"a": 1}, 1.0))
-    assert player.step == Batch((SAdd("reg", "e"), XAdd("e", DATA)))
+    assert player.step == SAdd("reg", "e")
+    player.reply(1)
+    assert player.step == XAdd("e", DATA)
 
 
 def test_an_idempotent_write_to_a_vanished_stream_goes_again_registered() -> None:
@@ -420,12 +437,12 @@ def test_an_idempotent_write_to_a_vanished_stream_goes_again_registered() -> Non
     player = Player(pub.publish("e", {"a": 1}, 0.5, idempotency_key="k"))
     assert isinstance(player.step, EvalSha)
     player.reply([2])  # the script found no stream: nothing written, no marker
+    assert player.step == SAdd("reg", "e")
+    player.reply(1)
     step = player.step
-    assert isinstance(step, Batch)
-    assert step.commands[0] == SAdd("reg", "e")
-    assert isinstance(step.commands[1], EvalSha)
-    assert step.commands[1].args[2] == "0"
-    player.reply([1, [1, b"8-0"]])
+    assert isinstance(step, EvalSha)
+    assert step.args[2] == "0"
+    player.reply([1, b"8-0"])
     assert player.result == "8-0"
 
 
