@@ -1,12 +1,20 @@
-"""Dead letters: entries that cannot be processed, kept in ``<stream>:dlq``.
+"""Dead letters: entries that cannot be processed, kept in a stream of their own.
 
-This module owns the dead-letter naming and records. An entry is moved with
-``XADD <stream>:dlq`` and ``XACK`` in one MULTI, so it is never both pending
-and dead-lettered, and never neither. A record holds why the entry died
-and, for entries we wrote, its ``data`` field unchanged, so replaying it
+This module owns the dead-letter naming and records. The dead letters of
+stream ``S`` live in ``abe_redis:dlq:{T}:S``, where ``T`` is ``S``'s hash tag
+(or ``S`` itself, see :func:`~.slots.slot_tag`), so they share ``S``'s
+cluster slot and move together with it. An entry is moved with ``XADD`` to
+that stream and ``XACK`` in one MULTI, so it is never both pending and
+dead-lettered, and never neither. A record holds why the entry died and,
+for entries we wrote, its ``data`` field unchanged, so replaying it
 re-publishes the exact payload. Replay and purge are atomic per record
 (replay: ``XADD`` to the source and ``XDEL`` from the dead-letter stream in
 one MULTI; purge of everything: count and delete in one MULTI).
+
+Versions before 0.3 kept them in ``S:dlq`` (another slot than ``S``'s on a
+cluster). The dead-letter tools move such records to the current name, one
+MULTI per record, the first time they touch ``S``
+(:func:`adopt_legacy`); consumers only ever write the current name.
 """
 
 from __future__ import annotations
@@ -19,16 +27,51 @@ from ..errors import RemoteProtocolError
 from .codec import FIELD, decode_entry
 from .commands import Command, Delete, XAck, XAdd, XDel, XLen, XRange
 from .entries import DeadLetter, Delivery, StreamEntry
+from .slots import slot_tag
 from .steps import Batch, Flow, once, run_batch
 
-DLQ_SUFFIX = ":dlq"
+DLQ_PREFIX = "abe_redis:dlq:"
+LEGACY_DLQ_SUFFIX = ":dlq"
 MAX_ERROR_CHARS = 1000
 PAGE = 100
 
 
 def dead_letter_stream(stream: str) -> str:
-    """Where entries of ``stream`` go when they cannot be processed."""
-    return stream + DLQ_SUFFIX
+    """Where entries of ``stream`` go when they cannot be processed (its slot)."""
+    return f"{DLQ_PREFIX}{{{slot_tag(stream)}}}:{stream}"
+
+
+def legacy_dead_letter_stream(stream: str) -> str:
+    """Where versions before 0.3 kept the dead letters of ``stream``."""
+    return stream + LEGACY_DLQ_SUFFIX
+
+
+def adopt_legacy(stream: str) -> Flow[int]:
+    """Flow: move the records of ``stream``'s legacy dead-letter stream to the
+    current one; returns how many moved (one XLEN when there are none).
+
+    Each record moves in one MULTI (XADD to the new stream, XDEL from the
+    old), so a record is never in both or neither; it gets a new id. The
+    emptied legacy stream is left (a consumer of an older version may
+    still write to it during an upgrade; the next tool call moves that too).
+    """
+    legacy = legacy_dead_letter_stream(stream)
+    if not (yield from once(XLen(legacy))):
+        return 0
+    target = dead_letter_stream(stream)
+    moved = 0
+    while True:
+        page = yield from once(XRange(legacy, "-", "+", PAGE))
+        for entry in page:
+            yield from run_batch(
+                Batch(
+                    (XAdd(target, entry.fields or ()), XDel(legacy, (entry.id,))),
+                    transaction=True,
+                )
+            )
+        moved += len(page)
+        if len(page) < PAGE:
+            return moved
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,16 +161,19 @@ def list_dead_letters(
     stream: str, count: int = PAGE, after: str = "-"
 ) -> Flow[tuple[DeadLetter, ...]]:
     """Flow: up to ``count`` dead letters of ``stream``, oldest first."""
+    yield from adopt_legacy(stream)
     entries = yield from once(XRange(dead_letter_stream(stream), after, "+", count))
     return tuple(parse_dead_letter(e) for e in entries)
 
 
 def count_dead_letters(stream: str) -> Flow[int]:
     """Flow: how many dead letters ``stream`` has."""
+    yield from adopt_legacy(stream)
     return (yield from once(XLen(dead_letter_stream(stream))))
 
 
 def _selected(stream: str, ids: tuple[str, ...] | None) -> Flow[list[DeadLetter]]:
+    yield from adopt_legacy(stream)
     dlq = dead_letter_stream(stream)
     if ids is not None:
         found: list[DeadLetter] = []
@@ -175,6 +221,7 @@ def purge_dead_letters(stream: str, ids: tuple[str, ...] | None = None) -> Flow[
     Everything goes in one MULTI (count, then delete), so the count is what
     was deleted even while consumers add records.
     """
+    yield from adopt_legacy(stream)
     dlq = dead_letter_stream(stream)
     if ids is not None:
         return (yield from once(XDel(dlq, ids))) if ids else 0

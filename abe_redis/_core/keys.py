@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import StreamKeyError
-from .deadletters import DLQ_SUFFIX
+from .deadletters import DLQ_PREFIX, LEGACY_DLQ_SUFFIX
 
 MAX_KEY_LENGTH = 256
 
@@ -16,7 +16,7 @@ def validate_key(key: Any, *, reserved: str) -> str:
     Raises:
         StreamKeyError: not a str, empty, longer than ``MAX_KEY_LENGTH``,
             holding whitespace or control characters, the registry's own key,
-            or a dead-letter stream's name.
+            or a dead-letter stream's name (current or legacy).
     """
     if not isinstance(key, str):
         raise StreamKeyError(f"stream key must be a str, got {type(key).__name__}")
@@ -30,9 +30,10 @@ def validate_key(key: Any, *, reserved: str) -> str:
         raise StreamKeyError(f"stream key {key[:40]!r} holds whitespace or control characters")
     if key == reserved:
         raise StreamKeyError(f"stream key {key!r} is reserved for the stream registry")
-    if key.endswith(DLQ_SUFFIX):
+    if key.startswith(DLQ_PREFIX) or key.endswith(LEGACY_DLQ_SUFFIX):
         raise StreamKeyError(
-            f"stream key {key!r} ends with {DLQ_SUFFIX!r}, reserved for dead letters"
+            f"stream key {key!r} starts with {DLQ_PREFIX!r} or ends with "
+            f"{LEGACY_DLQ_SUFFIX!r}, reserved for dead letters"
         )
     return key
 

@@ -325,7 +325,7 @@ def test_undecodable_entries_go_to_the_dead_letter_stream_atomically() -> None:
     assert step.transaction is True
     dlq, ack = step.commands
     assert isinstance(dlq, XAdd)
-    assert dlq.stream == "s:dlq"
+    assert dlq.stream == "abe_redis:dlq:{s}:s"
     fields = dict(dlq.fields)
     assert fields[b"source_id"] == b"9-0"
     assert fields[b"data"] == b"{not json"

@@ -172,7 +172,7 @@ async def test_foreign_entries_are_dead_lettered_and_consumption_goes_on(
     await backend.publish("s", {"n": 2})
     async with backend.consume() as consumer:
         assert await take(consumer, 2) == [{"n": 1}, {"n": 2}]
-    dead: list[Any] = raw.xrange("s:dlq")  # type: ignore[assignment]
+    dead: list[Any] = raw.xrange("abe_redis:dlq:{s}:s")  # type: ignore[assignment]
     assert len(dead) == 2
     assert dead[0][1][b"field:payload"] == b"not ours"
     assert (await backend.pending("s")).count == 0

@@ -102,6 +102,27 @@ async def test_dead_letters_can_be_replayed_and_purged(
     assert await backend.dead_letter_count("s") == 0
 
 
+async def test_dead_letters_under_the_legacy_name_are_adopted(
+    make_backend: BackendFactory, raw: redis.Redis
+) -> None:
+    # What 0.2 left behind: records in `<stream>:dlq`. The tools move them
+    # to the current name (the stream's slot) and work on them there.
+    record = {"reason": "old", "source_stream": "s", "source_id": "1-0", "data": '{"n": 7}'}
+    raw.xadd("s:dlq", record)
+    raw.xadd("s:dlq", {**record, "source_id": "2-0"})
+    backend = make_backend()
+    assert await backend.dead_letter_count("s") == 2
+    assert raw.xlen("s:dlq") == 0
+    dead = await backend.dead_letters("s")
+    assert [(d.source_id, d.reason, d.payload) for d in dead] == [
+        ("1-0", "old", {"n": 7}),
+        ("2-0", "old", {"n": 7}),
+    ]
+    assert (await backend.replay_dead_letters("s")).replayed == 2
+    assert raw.xlen("s") == 2
+    assert await backend.dead_letter_count("s") == 0
+
+
 async def test_a_duplicate_idempotency_key_writes_nothing(
     make_backend: BackendFactory, raw: redis.Redis
 ) -> None:

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from abe_redis import RedisMessageQueueBackend, Settings
+from abe_redis._core.deadletters import dead_letter_stream
 from abe_redis.embedded import SERVER_BINARY_VARIABLE, RedisServer, redis_server_binary
 
 from ..helpers import admin
@@ -60,7 +61,9 @@ def names(redis_url: str) -> Iterator[Callable[[str], str]]:
     yield name
     if made:
         with admin(redis_url) as client:
-            client.delete(*made, *(m + ":dlq" for m in made))
+            client.delete(
+                *made, *(dead_letter_stream(m) for m in made), *(m + ":dlq" for m in made)
+            )
 
 
 @pytest.fixture
