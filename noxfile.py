@@ -54,9 +54,10 @@ def tests(session: nox.Session) -> None:
 
 
 def _fault_suite_on_newest(session: nox.Session) -> tuple[str, ...]:
-    """The fault suite (a minute of waiting on servers) runs on the newest
-    Python and on every engine; the other Pythons run everything else."""
-    return () if session.python == PYTHONS[-1] else ("-m", "not faults")
+    """The fault and topology suites (a minute of waiting on servers, and
+    clusters of six) run on the newest Python and on every engine; the other
+    Pythons run everything else."""
+    return () if session.python == PYTHONS[-1] else ("-m", "not faults and not topology")
 
 
 LOWEST = Path("tests/lowest-versions.txt")
@@ -85,9 +86,9 @@ def tests_lowest(session: nox.Session) -> None:
     if pins != declared_floors():
         session.error(f"{LOWEST} does not match the floors in pyproject.toml: {declared_floors()}")
     install(session, "trio", "fakeredis", "orjson", tools=("pytest>=8", "-c", str(LOWEST)))
-    # The fault suite measures the server and our flows, not the floors: it
-    # runs in tests-3.13 and on every engine.
-    session.run("pytest", "-m", "not faults", *session.posargs)
+    # The fault and topology suites measure the servers and our flows, not
+    # the floors: they run in tests-3.13 and on every engine.
+    session.run("pytest", "-m", "not faults and not topology", *session.posargs)
 
 
 @nox.session(python=LOADER_PYTHON)

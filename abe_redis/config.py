@@ -176,6 +176,11 @@ def _stream_names(name: str, value: Any) -> None:
         _nonempty(name, stream)
 
 
+def _cluster_mode(name: str, value: Any) -> None:
+    if value not in ("auto", "true", "false"):
+        raise ConfigError(f"{name} must be auto, true or false, got {value!r}")
+
+
 def _protocol(name: str, value: Any) -> None:
     if value not in (2, 3) or isinstance(value, bool):
         raise ConfigError(f"{name} must be 2 or 3, got {value!r}")
@@ -271,6 +276,10 @@ class Settings:
         True, "REDIS_SSL_VERIFY", _boolean, _is_bool,
         "`false` turns off certificate and host name checks (**insecure**; tests only).",
     )  # fmt: skip
+    cluster: str = setting(
+        "auto", "REDIS_CLUSTER", _lower, _cluster_mode,
+        "`auto`: a cluster when the URL names a cluster node; `true` requires one; `false`.",
+    )  # fmt: skip
     client_name: str | None = setting(
         "abe-redis", "REDIS_CLIENT_NAME", _string, _optional(_nonempty),
         "`CLIENT SETNAME` of every connection, as `CLIENT LIST` shows it.",
@@ -356,6 +365,15 @@ class Settings:
     publish_retry_seconds: float = setting(
         5.0, "REDIS_PUBLISH_RETRY_SECONDS", _seconds, _seconds_or_zero,
         "Retry budget of a publish once connected.",
+    )  # fmt: skip
+    publish_wait_replicas: int | None = setting(
+        None, "REDIS_PUBLISH_WAIT_REPLICAS", *_OFF_INT,
+        "Durable publish: replicas that must confirm each write (`WAIT`), else "
+        "`NotReplicated` (`0`: off).",
+    )  # fmt: skip
+    publish_wait_ms: int = setting(
+        1_000, "REDIS_PUBLISH_WAIT_MS", *_INT,
+        "How long a durable publish waits for its replicas, in milliseconds.",
     )  # fmt: skip
     drain_timeout: float = setting(
         5.0, "REDIS_DRAIN_TIMEOUT", *_SECONDS,

@@ -93,6 +93,16 @@ class OutOfMemory(CommandError):
     trimming what every group has finished did not make room."""
 
 
+class NotReplicated(CommandError):
+    """Raised by a durable publish (``REDIS_PUBLISH_WAIT_REPLICAS``) when fewer
+    replicas than asked confirmed the write within ``REDIS_PUBLISH_WAIT_MS``.
+
+    The entry *was* written on the primary (the message says its id); it is
+    not retried, which would write it twice. It may be lost if the primary
+    fails before a replica has it.
+    """
+
+
 class GroupMissingError(AbeRedisError):
     """Raised when a consumer group vanished and the policy says to fail, not recreate it."""
 

@@ -34,3 +34,16 @@ def admin(url: str, **options: Any) -> Iterator[redis.Redis]:
     finally:
         client.close()
         client.connection_pool.disconnect()
+
+
+def only_pool(topology: Any) -> Any:
+    """The one pool of a topology on a single server (``REDIS_CLUSTER=false``,
+    or ``auto`` once it found no cluster)."""
+    from abe_redis._io.cluster import Cluster
+    from abe_redis._io.topology import SingleNode
+
+    if isinstance(topology, SingleNode):
+        return topology.pool
+    assert isinstance(topology, Cluster)
+    assert topology.single, "a cluster has a pool per node"
+    return topology.seed_pool

@@ -104,6 +104,8 @@ class RedisMessageQueueBackend:
             max_payload_bytes=s.max_payload_bytes,
             retry_budget=s.publish_retry_seconds,
             ungrouped_maxlen=s.ungrouped_maxlen,
+            wait_replicas=s.publish_wait_replicas,
+            wait_ms=s.publish_wait_ms,
             backoff=Backoff(outage=self._outage),
         )
         self._consumers: weakref.WeakSet[_Consumer] = weakref.WeakSet()
@@ -350,17 +352,22 @@ class RedisMessageQueueBackend:
         """
         if self._closed:
             return
-        for consumer in list(self._consumers):
-            if isinstance(consumer, AsyncDeliveries):
-                await consumer.aclose()
-            else:
-                await consumer._close(processed=False)
-        self._consumers.clear()
-        self._closed = True
-        if self._leases is not None:
-            await anyio.to_thread.run_sync(self._leases.stop)
-        if self._wire is not None:
-            await self._wire.aclose()
+        try:
+            for consumer in list(self._consumers):
+                if isinstance(consumer, AsyncDeliveries):
+                    await consumer.aclose()
+                else:
+                    await consumer._close(processed=False)
+        finally:
+            # Even when the closing task is cancelled (a host's task group
+            # shutting down): the lease thread stops and no socket is left open.
+            self._consumers.clear()
+            self._closed = True
+            if self._leases is not None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._leases.stop)
+            if self._wire is not None:
+                await self._wire.aclose()
 
     async def __aenter__(self) -> Self:
         return self

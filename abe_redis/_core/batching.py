@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import AbeRedisError, TransportError
 from .commands import Command
-from .steps import Batch, RoundTrip
+from .steps import Batch, Lost, RoundTrip
 
 
 @dataclass(slots=True)
@@ -82,7 +82,13 @@ def settle(batch: list[Request], reply: Any) -> None:
     for request in batch:
         n = width(request.step)
         chunk = reply[at : at + n]
-        request.reply = chunk if type(request.step) is Batch else chunk[0]
+        lost = next((r for r in chunk if type(r) is Lost), None)
+        if lost is not None:
+            # Its share went to a node that did not answer: as if its own
+            # round trip had failed (the others' shares are answered).
+            request.error = lost.error
+        else:
+            request.reply = chunk if type(request.step) is Batch else chunk[0]
         request.done = True
         at += n
 

@@ -243,6 +243,32 @@ class XAdd(_OneStream, Command["str | None"]):
 
 
 @dataclass(frozen=True, slots=True)
+class Wait(Command[int]):
+    """WAIT: block until ``replicas`` replicas have every write sent before it
+    on this connection, or ``timeout_ms`` passed; the reply counts them.
+
+    WAIT touches no key, but it must go where the write to ``stream`` went,
+    on the same connection: it declares ``stream`` as its key so a router
+    places it there (in the same round trip as the write).
+    """
+
+    name: ClassVar[str] = "WAIT"
+    stream: str
+    replicas: int
+    timeout_ms: int
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.stream,)
+
+    def to_args(self) -> tuple[Arg, ...]:
+        return ("WAIT", self.replicas, self.timeout_ms)
+
+    def parse_reply(self, raw: Any) -> int:
+        return integer(_check(self, raw))
+
+
+@dataclass(frozen=True, slots=True)
 class SAdd(_OneKey, Command[int]):
     """SADD of one member; the registry of streams uses it."""
 

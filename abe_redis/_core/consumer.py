@@ -40,10 +40,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CommandError, LocalProtocolError, OutOfMemory, TransportError
+from ..errors import (
+    CommandError,
+    LocalProtocolError,
+    OutOfMemory,
+    RemoteProtocolError,
+    TransportError,
+)
 from .cleanup import remove_stale_consumers
 from .codec import MAX_PAYLOAD_BYTES, Loads, decode_entry, encode_payload, stdlib_loads
-from .commands import GroupMissing, Unblocked, XAutoClaim, XClaimIds, XPendingRange, XReadGroup
+from .commands import (
+    GroupMissing,
+    Unblocked,
+    XAck,
+    XAutoClaim,
+    XClaimIds,
+    XPendingRange,
+    XReadGroup,
+)
 from .counting import admit, count_queries, counts
 from .deadletters import MAX_ERROR_CHARS, DeadEntry, burials, dead_letter_stream
 from .entries import ClaimPage, Delivery, StreamEntry
@@ -52,7 +66,18 @@ from .policy import GroupPolicy, RedeliveryPolicy
 from .reading import ReadPlan
 from .retry import Backoff, fails_at_start, retrying
 from .settling import Key, Ledger
-from .steps import NOT_RUN, Ahead, Batch, Collect, Flow, Interrupted, Race, RoundTrip, Sleep
+from .steps import (
+    NOT_RUN,
+    Ahead,
+    Batch,
+    Collect,
+    Flow,
+    Interrupted,
+    Lost,
+    Race,
+    RoundTrip,
+    Sleep,
+)
 
 logger = logging.getLogger("abe_redis")
 
@@ -456,6 +481,43 @@ class ConsumerCore:
             )
         )
 
+    def _call_partial(self, batch: Batch) -> Flow[list[Any]]:
+        """:meth:`_call` of a plain batch whose commands may go to several
+        cluster nodes: each command's value, or :class:`Lost` for those whose
+        node did not answer while others did. Only when none answered is it
+        a transport error (retried, with everything re-read)."""
+        return (
+            yield from retrying(
+                lambda: self._once_partial(batch),
+                self.backoff,
+                lambda: self.now,
+                fatal=self._fatal,
+                lost=self.plan.reread,
+                tick=self._tick,
+            )
+        )
+
+    def _once_partial(self, batch: Batch) -> Flow[list[Any]]:
+        resume = yield batch
+        self.now = resume.now
+        raw = resume.reply
+        if not isinstance(raw, list | tuple) or len(raw) != len(batch.commands):
+            raise RemoteProtocolError("batch reply does not match its commands")
+        return [
+            r if type(r) is Lost else cmd.parse_reply(r)
+            for cmd, r in zip(batch.commands, raw, strict=True)
+        ]
+
+    def _settled_acks(self, acks: list[XAck], replies: list[Any]) -> None:
+        """The acks of a round trip are answered: those that reached Redis
+        release their entries; those whose node did not answer are owed again."""
+        taken = self.ledger.take_acks()
+        lost = {ack.stream for ack, reply in zip(acks, replies, strict=True) if type(reply) is Lost}
+        self.stats.acked += self.ledger.confirm(
+            {stream: ids for stream, ids in taken.items() if stream not in lost}
+        )
+        self.ledger.requeue({stream: taken[stream] for stream in lost if stream in taken}, self.now)
+
     def _discover(self) -> Flow[None]:
         cfg = self.config
         new = yield from discover(
@@ -509,11 +571,16 @@ class ConsumerCore:
         retries = plan.retries(ledger.due_retries(self.now))
         # Order matters: acks first (so history reads skip them), then reads,
         # then claims (so a history read cannot return what we just claimed).
-        replies = yield from self._call(Batch((*acks, *reads, *claims, *retries)))
-        self._acked()
+        replies = yield from self._call_partial(Batch((*acks, *reads, *claims, *retries)))
+        self._settled_acks(acks, replies[: len(acks)])
         replies = replies[len(acks) :]
         recounted: list[StreamEntry] = []
         for read, reply in zip(reads, replies[: len(reads)], strict=True):
+            if type(reply) is Lost:
+                # Its node did not answer (the others did): read it again,
+                # own pending entries first, on the next round.
+                plan.cursors[read.stream].history = True
+                continue
             entries = yield from self._took(read, reply)
             if read.start_id == ">":
                 self._accept(entries)
@@ -521,9 +588,12 @@ class ConsumerCore:
                 recounted.extend(entries)
         replies = replies[len(reads) :]
         for claim, page in zip(claims, replies[: len(claims)], strict=True):
-            recounted.extend((yield from self._took_claim(claim, page)))
+            if type(page) is not Lost:  # lost: the next claim round covers it
+                recounted.extend((yield from self._took_claim(claim, page)))
         for retry, reply in zip(retries, replies[len(claims) :], strict=True):
-            if isinstance(reply, GroupMissing):
+            if type(reply) is Lost:
+                ledger.retry_again(retry.stream, retry.ids, self.now)
+            elif isinstance(reply, GroupMissing):
                 yield from self._group_missing(retry.stream)
             else:
                 recounted.extend(reply)
@@ -539,7 +609,7 @@ class ConsumerCore:
         blocking = plan.blocking_reads(self.now, ledger.next_retry())
         answers = yield from self._call(Race(tuple(blocking)))
         for read, reply in zip(blocking, answers, strict=True):
-            if reply is NOT_RUN:
+            if reply is NOT_RUN or type(reply) is Lost:
                 # Called off mid-flight: Redis may have served it anyway.
                 plan.cursors[read.stream].history = True
             else:

@@ -35,9 +35,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..errors import AbeRedisError, OutOfMemory, TransportError, ValidationError
+from ..errors import AbeRedisError, NotReplicated, OutOfMemory, TransportError, ValidationError
 from .codec import MAX_PAYLOAD_BYTES, encode_payload
-from .commands import Arg, Command, Eval, EvalSha, NoScript, SAdd, XAdd
+from .commands import Arg, Command, Eval, EvalSha, NoScript, SAdd, Wait, XAdd
 from .keys import is_internal, validate_key
 from .replies import text
 from .retry import Backoff, fails_at_start, retrying
@@ -78,6 +78,8 @@ class Publisher:
     trim_every: int = 1000
     trim_interval: float = 60.0
     ungrouped_maxlen: int | None = 1_000_000
+    wait_replicas: int | None = None
+    wait_ms: int = 1_000
     backoff: Backoff = field(default_factory=Backoff)
     connected: bool = False
     registered: dict[str, float] = field(default_factory=dict)
@@ -130,7 +132,7 @@ class Publisher:
         :meth:`fast_written` once the XADD succeeded.
         """
         fields, idem = item
-        if idem is not None:
+        if idem is not None or self.wait_replicas:
             return None
         probe, register = self._plan(key, now)
         if probe or register or not self.connected or self.backoff.attempts:
@@ -260,17 +262,27 @@ class Publisher:
             else:
                 args, keys = self._script_args(key, fields, idem, nomk)
                 commands.append(EvalSha(IDEMPOTENT_XADD.sha, keys, args))
+        durable = self.wait_replicas is not None and not probe
+        if durable:
+            # Same round trip, same connection (a router places it with the
+            # stream): WAIT counts the replicas that have the writes before it.
+            commands.append(Wait(key, self.wait_replicas or 0, self.wait_ms))
         # A lone command goes bare: the sequential publish path pays no pipeline.
         step: Command[Any] | Batch = commands[0] if len(commands) == 1 else Batch(tuple(commands))
         resume = yield Within(step, deadline)
         parsed = step.parse_reply(resume.reply)
         replies = [parsed] if len(commands) == 1 else list(parsed)
+        last: Any = replies.pop() if durable else None
+        confirmed: int | None = None if last is None else int(last)
         ids: list[str | None] = []
         for (fields, idem), reply in zip(items, replies, strict=True):
             if isinstance(reply, NoScript):  # first use since a restart: send it whole
                 args, keys = self._script_args(key, fields, idem or "", nomk)
                 script = Eval(IDEMPOTENT_XADD.source, keys, args)
                 reply = script.parse_reply((yield Within(script, deadline)).reply)
+                if durable:  # written after the WAIT: wait for it too
+                    wait = Wait(key, self.wait_replicas or 0, self.wait_ms)
+                    confirmed = wait.parse_reply((yield Within(wait, deadline)).reply)
             entry_id: str | None
             if idem is not None and not probe:
                 if int(reply[0]) == 2:
@@ -286,6 +298,13 @@ class Publisher:
             else:
                 entry_id = None if reply is None else str(reply)
             ids.append(entry_id)
+        if confirmed is not None and confirmed < (self.wait_replicas or 0):
+            written = [i for i in ids if i is not None]
+            raise NotReplicated(
+                f"{len(written)} entries written to {key} (last {written[-1] if written else '-'})"
+                f" but {confirmed} of {self.wait_replicas} replicas confirmed them within "
+                f"{self.wait_ms} ms; they may be lost if the primary fails now"
+            )
         return ids
 
     def _script_args(

@@ -62,6 +62,10 @@ ERROR_KINDS: dict[str, ErrorKind] = {
     "CLUSTERDOWN": ErrorKind.UNAVAILABLE,
     "READONLY": ErrorKind.UNAVAILABLE,
     "NOREPLICAS": ErrorKind.UNAVAILABLE,
+    # A cluster redirect the wire did not follow (too many in a row, or a
+    # server not known to be a cluster node yet): retried after a backoff.
+    "MOVED": ErrorKind.UNAVAILABLE,
+    "ASK": ErrorKind.UNAVAILABLE,
     "UNBLOCKED": ErrorKind.UNBLOCKED,
     "OOM": ErrorKind.OUT_OF_MEMORY,
     "BUSYGROUP": ErrorKind.EXISTS,

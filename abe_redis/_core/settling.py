@@ -169,6 +169,13 @@ class Ledger:
             due.setdefault(stream, []).append(entry_id)
         return {stream: tuple(ids) for stream, ids in due.items()}
 
+    def retry_again(self, stream: str, ids: tuple[str, ...], now: float) -> None:
+        """The XCLAIM of these due retries was lost: hold them and retry at ``now``."""
+        for entry_id in ids:
+            self.held.add((stream, entry_id))
+            heapq.heappush(self.retries, (now, stream, entry_id))
+        self.version += 1
+
     def lose_stream(self, stream: str, keep: set[Key]) -> int:
         """The group of ``stream`` vanished: forget what was held of it, but ``keep``.
 

@@ -24,11 +24,24 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..errors import RemoteProtocolError, TransportTimeout
+from ..errors import RemoteProtocolError, TransportError, TransportTimeout
 from .commands import Command
 from .entries import Delivery
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """The raw reply of a command whose part of a round trip failed while the
+    rest was answered: a plain batch (or a race) split across cluster nodes,
+    one of them unreachable. Redis may or may not have run the command.
+
+    :meth:`Batch.parse_reply` raises its ``error``; a flow that can use the
+    rest of the replies reads them one by one instead (a consumer does).
+    """
+
+    error: TransportError
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +65,9 @@ class Batch:
         """Each command's value; the first error reply a command does not act on raises."""
         if not isinstance(raw, Sequence) or len(raw) != len(self.commands):
             raise RemoteProtocolError("batch reply does not match its commands")
+        for r in raw:
+            if type(r) is Lost:
+                raise r.error
         return tuple(cmd.parse_reply(r) for cmd, r in zip(self.commands, raw, strict=True))
 
 
@@ -69,10 +85,11 @@ class Race:
     brings something (or all of them time out).
 
     Used to wait on several streams without one command touching several
-    keys. The raw reply holds each member's reply, or :data:`NOT_RUN` for
-    those called off once one had answered. A member called off mid-read
-    may still have been served by Redis, so the caller re-reads its own
-    pending entries of those streams.
+    keys. The raw reply holds each member's reply, :data:`NOT_RUN` for
+    those called off once one had answered, or :class:`Lost` for those whose
+    round trip failed while others did not (all failing raises). A member
+    called off or lost mid-read may still have been served by Redis, so the
+    caller re-reads its own pending entries of those streams.
     """
 
     commands: tuple[Command[Any], ...]
@@ -82,7 +99,7 @@ class Race:
         if not isinstance(raw, Sequence) or len(raw) != len(self.commands):
             raise RemoteProtocolError("race reply does not match its commands")
         return tuple(
-            NOT_RUN if r is NOT_RUN else cmd.parse_reply(r)
+            r if r is NOT_RUN or type(r) is Lost else cmd.parse_reply(r)
             for cmd, r in zip(self.commands, raw, strict=True)
         )
 

@@ -60,6 +60,7 @@ IDLE_CHECK = 1.0
 _pack = cast("Callable[[tuple[Any, ...]], bytes]", hiredis.pack_command)
 _MULTI = _pack(("MULTI",))
 _EXEC = _pack(("EXEC",))
+_ASKING = _pack(("ASKING",))
 
 
 class _ReplyError(Exception):
@@ -116,8 +117,11 @@ class Connection:
         self.connects = 0
         self.round_trips = 0
 
-    async def round_trip(self, step: Command[Any] | Batch) -> Any:
+    async def round_trip(self, step: Command[Any] | Batch, *, asking: bool = False) -> Any:
         """Run one command or batch; its raw reply (a list for a batch).
+
+        ``asking`` sends ASKING first (a cluster's ASK redirect): the command
+        may then use a slot this node is importing. Its OK is not returned.
 
         Raises:
             ConnectError: Redis could not be reached, refused our credentials,
@@ -134,7 +138,9 @@ class Connection:
         try:
             await self._ready()
             with anyio.fail_after(self._blocking_timeout if blocks(step) else self._timeout):
-                await self._send(step)
+                await self._send(step, asking)
+                if asking:
+                    await self._read()  # OK
                 reply = await self._receive(step)
             self._last_used = time.monotonic()
             return reply
@@ -196,7 +202,7 @@ class Connection:
             raise exc
         raise error from exc
 
-    async def _send(self, step: Command[Any] | Batch) -> None:
+    async def _send(self, step: Command[Any] | Batch, asking: bool = False) -> None:
         assert self._stream is not None
         pack = _pack
         if type(step) is not Batch:
@@ -205,6 +211,8 @@ class Connection:
             packed = b"".join(pack(cmd.to_args()) for cmd in step.commands)
             if step.transaction:
                 packed = _MULTI + packed + _EXEC
+        if asking:
+            packed = _ASKING + packed
         await self._stream.send(packed)
         self.round_trips += 1
 

@@ -13,8 +13,8 @@ from typing import Any, Protocol
 import anyio
 
 from .._core.commands import Command
-from .._core.steps import NOT_RUN, Batch, Race, RoundTrip
-from ..errors import AbeRedisError
+from .._core.steps import NOT_RUN, Batch, Lost, Race, RoundTrip
+from ..errors import AbeRedisError, TransportError
 from .connection import Connection
 from .pool import Pool
 from .topology import Topology
@@ -29,12 +29,14 @@ class Executor(Protocol):
 
 @dataclass(slots=True)
 class Ticket:
-    """A round trip sent ahead: the connection holding its reply."""
+    """A round trip sent ahead: the connection holding its reply, or (for a
+    round trip split across cluster nodes) the reply itself."""
 
     step: Command[Any] | Batch
-    pool: Pool
-    conn: Connection
+    pool: Pool | None
+    conn: Connection | None
     open: bool = True
+    reply: Any = None
 
 
 class Wire:
@@ -48,11 +50,17 @@ class Wire:
         """The raw reply of ``step`` (for a race, each member's, or NOT_RUN)."""
         if type(step) is Race:
             return await self._race(step)
-        return await self.topology.pool_for(step).round_trip(step)  # type: ignore[arg-type]
+        return await self.topology.round_trip(step)  # type: ignore[arg-type]
 
     async def send(self, step: Command[Any] | Batch) -> Ticket:
-        """Send ``step`` now on a connection of its own; its reply waits there."""
+        """Send ``step`` now on a connection of its own; its reply waits there.
+
+        A round trip that goes to several cluster nodes (or before the slot
+        map is known) runs to its end here instead.
+        """
         pool = self.topology.pool_for(step)
+        if pool is None:
+            return Ticket(step, None, None, False, await self.topology.round_trip(step))
         conn = await pool.lend()
         try:
             await conn.send(step)
@@ -63,27 +71,33 @@ class Wire:
 
     async def receive(self, ticket: Ticket) -> Any:
         """The raw reply of a round trip sent ahead."""
+        if ticket.pool is None or ticket.conn is None:
+            return ticket.reply
         try:
-            return await ticket.conn.receive(ticket.step)
+            raw = await ticket.conn.receive(ticket.step)
         finally:
             ticket.open = False
             ticket.pool.give_back(ticket.conn)
+        return await self.topology.settled(ticket.step, ticket.pool, raw)
 
     async def abandon(self, ticket: Ticket) -> None:
         """Give up on a reply still due; its connection is closed."""
-        if ticket.open:
+        if ticket.open and ticket.pool is not None and ticket.conn is not None:
             ticket.open = False
             await ticket.conn.abandon()
             ticket.pool.give_back(ticket.conn)
 
     async def _race(self, race: Race) -> list[Any]:
-        """Run every member at once; stop the rest when one brings something or fails.
+        """Run every member at once; stop the rest when one brings something.
 
         A member called off mid-read has its connection closed (every
         interrupted round trip does), so Redis drops the blocked read
         instead of serving it later to a reply nobody reads. The caller
         re-reads its pending entries of the streams called off (NOT_RUN),
-        which covers reads Redis served before the close.
+        which covers reads Redis served before the close. A member whose
+        round trip failed is :class:`Lost` (its node is down; the others wait
+        on); when every member failed, the first error is raised. Any other
+        error stops the race and is raised.
         """
         replies: list[Any] = [NOT_RUN] * len(race.commands)
         failure: list[AbeRedisError] = []
@@ -92,6 +106,9 @@ class Wire:
             async def member(i: int) -> None:
                 try:
                     replies[i] = await self.execute(race.commands[i])
+                except TransportError as exc:
+                    replies[i] = Lost(exc)
+                    return
                 except AbeRedisError as exc:
                     failure.append(exc)
                     tg.cancel_scope.cancel()
@@ -103,6 +120,8 @@ class Wire:
                 tg.start_soon(member, i)
         if failure:
             raise failure[0]
+        if all(type(r) is Lost for r in replies):
+            raise replies[0].error
         return replies
 
     async def aclose(self) -> None:

@@ -40,12 +40,13 @@ class Pool:
         """How many connections the pool has made."""
         return len(self._all)
 
-    async def round_trip(self, step: Command[Any] | Batch) -> Any:
+    async def round_trip(self, step: Command[Any] | Batch, *, asking: bool = False) -> Any:
         """Run ``step`` on an idle connection (a new one if none is idle and the
-        limit allows; otherwise wait for one)."""
+        limit allows; otherwise wait for one); ``asking`` as
+        :meth:`Connection.round_trip`."""
         conn = self._idle.pop() if self._idle else await self._take()
         try:
-            return await conn.round_trip(step)
+            return await conn.round_trip(step, asking=asking)
         finally:
             self._give_back(conn)
 
@@ -88,6 +89,9 @@ class Pool:
                 break
 
     async def aclose(self) -> None:
-        """Close every connection."""
-        for conn in self._all:
-            await conn.aclose()
+        """Close every connection, even when the caller is being cancelled
+        (each close is forceful and quick; a cancellation arriving after the
+        first one must not leave the others open)."""
+        with anyio.CancelScope(shield=True):
+            for conn in self._all:
+                await conn.aclose()

@@ -1,13 +1,12 @@
 """Where a round trip goes: the one point where topology plugs in.
 
-The executor asks its :class:`Topology` for the pool that serves a round
-trip, giving the round trip itself, whose commands declare their keys. A
-single server has one pool for everything (:class:`SingleNode`);
-:func:`open_topology` picks the topology from the settings. A Sentinel
-topology would resolve the master's address here and re-resolve after a
-failover; a cluster topology would map each key's slot (see
-:mod:`abe_redis._core.slots`) to the pool of the node owning it, and
-follow MOVED and ASK. Neither the core nor the facades change for that.
+The executor hands its :class:`Topology` each round trip, whose commands
+declare their keys. A single server has one pool for everything
+(:class:`SingleNode`); a cluster (:class:`~abe_redis._io.cluster.Cluster`)
+maps each key's slot to the pool of the node serving it and follows MOVED
+and ASK. :func:`open_topology` picks the topology from the settings. A
+Sentinel topology would resolve the master's address here and re-resolve
+after a failover. Neither the core nor the facades change for any of them.
 """
 
 from __future__ import annotations
@@ -18,14 +17,36 @@ from .._core.commands import Command
 from .._core.steps import Batch
 from ..config import Settings
 from .address import address
+from .cluster import Cluster
 from .pool import Pool
 
 
 def open_topology(settings: Settings, *, limit: int | None = None) -> Topology:
     """The topology ``settings`` describe, with at most ``limit`` connections per
     server (default ``settings.max_connections``). Everything that connects
-    (the backends, the lease keeper) gets its topology here."""
-    return SingleNode.from_settings(settings, limit=limit)
+    (the backends, the lease keeper) gets its topology here.
+
+    ``REDIS_CLUSTER`` decides: ``false`` (and any ``unix://`` URL) is a
+    single node; ``auto`` asks the server whether it is a cluster node;
+    ``true`` requires it to be one.
+    """
+    seed = address(settings)
+    limit = settings.max_connections if limit is None else limit
+    if settings.cluster == "false" or seed.path is not None:
+        return SingleNode(_pool(seed, settings, limit))
+    return Cluster(
+        seed,
+        limit=limit,
+        timeout=settings.socket_timeout,
+        blocking_timeout=settings.read_timeout,
+        required=settings.cluster == "true",
+    )
+
+
+def _pool(seed: Any, settings: Settings, limit: int) -> Pool:
+    return Pool(
+        seed, limit=limit, timeout=settings.socket_timeout, blocking_timeout=settings.read_timeout
+    )
 
 
 class Topology(Protocol):
@@ -33,9 +54,19 @@ class Topology(Protocol):
 
     target: str
 
-    def pool_for(self, step: Command[Any] | Batch) -> Pool: ...
+    def pool_for(self, step: Command[Any] | Batch) -> Pool | None:
+        """The one pool ``step`` goes to whole, or None when only
+        :meth:`round_trip` can run it (it is split across nodes)."""
 
-    async def aclose(self) -> None: ...
+    async def round_trip(self, step: Command[Any] | Batch) -> Any:
+        """The raw reply of ``step``, wherever it has to go."""
+
+    async def settled(self, step: Command[Any] | Batch, pool: Pool, raw: Any) -> Any:
+        """``raw``, the reply of ``step`` sent whole to ``pool``, once
+        whatever it says about the topology (a redirect) is dealt with."""
+
+    async def aclose(self) -> None:
+        """Close every connection."""
 
 
 class SingleNode:
@@ -49,17 +80,20 @@ class SingleNode:
     def from_settings(cls, settings: Settings, *, limit: int | None = None) -> SingleNode:
         """The server ``settings`` name, with at most ``limit`` connections
         (default ``settings.max_connections``)."""
-        pool = Pool(
-            address(settings),
-            limit=settings.max_connections if limit is None else limit,
-            timeout=settings.socket_timeout,
-            blocking_timeout=settings.read_timeout,
-        )
-        return cls(pool)
+        limit = settings.max_connections if limit is None else limit
+        return cls(_pool(address(settings), settings, limit))
 
     def pool_for(self, step: Command[Any] | Batch) -> Pool:
         """The one pool."""
         return self.pool
+
+    async def round_trip(self, step: Command[Any] | Batch) -> Any:
+        """``step`` on the one pool."""
+        return await self.pool.round_trip(step)
+
+    async def settled(self, step: Command[Any] | Batch, pool: Pool, raw: Any) -> Any:
+        """``raw`` as it is: one server redirects nowhere."""
+        return raw
 
     async def aclose(self) -> None:
         """Close every connection."""

@@ -27,7 +27,7 @@ from abe_redis._core.entries import Delivery
 from abe_redis._core.policy import GroupPolicy, RedeliveryPolicy
 from abe_redis._core.replies import ErrorReply
 from abe_redis._core.scripts import DELETE_STALE_CONSUMERS
-from abe_redis._core.steps import NOT_RUN, Ahead, Batch, Collect, Interrupted, Race, Sleep
+from abe_redis._core.steps import NOT_RUN, Ahead, Batch, Collect, Interrupted, Lost, Race, Sleep
 from abe_redis.errors import (
     CommandError,
     ConnectError,
@@ -218,6 +218,44 @@ def test_several_streams_block_concurrently_and_reread_cancelled_ones() -> None:
     player.reply([[[b"s", [entry("1-0", b"{}")]]], NOT_RUN])
     assert player.step == Delivery("s", "1-0", {})
     assert core.plan.cursors["t"].history is True
+
+
+def test_a_node_that_does_not_answer_costs_only_its_own_streams() -> None:
+    # Regression (cluster, a primary killed): one node's part of the batch
+    # failed, the whole batch was retried, and every retry re-read the other
+    # nodes' pending entries, counting a delivery each time, until healthy
+    # entries were dead-lettered as delivered too often.
+    down = Lost(ConnectError("cluster node 127.0.0.1:7001 does not answer"))
+    core, player = started([b"s", b"t"])
+    player.reply([[[b"s", [entry("1-0", b'{"n":1}')]]], down, EMPTY_CLAIM, down])
+    step = player.step  # s's history: its delivery count asked
+    assert isinstance(step, Batch)
+    assert [type(c) for c in step.commands] == [XPendingRange]
+    player.reply(counts(("1-0", 1)))
+    assert player.step == Delivery("s", "1-0", {"n": 1}, 1)  # no backoff, no re-read of s
+    assert core.plan.cursors["t"].history is True  # t: read again, own pending first
+    assert core.plan.cursors["s"].history is False
+    assert core.stats.dead_lettered == 0
+
+
+def test_acks_whose_node_did_not_answer_are_owed_again() -> None:
+    core, player = started([b"s", b"t"])
+    player.reply([[[b"s", []]], [[b"t", []]], EMPTY_CLAIM, EMPTY_CLAIM])
+    player.reply([[[b"s", [entry("1-0", b"{}")]]], [[b"t", [entry("2-0", b"{}")]]]])
+    assert player.step == Delivery("s", "1-0", {})
+    player.reply()
+    assert player.step == Delivery("t", "2-0", {})
+    player.reply()
+    step = player.step
+    assert isinstance(step, Batch)
+    acks = [cmd for cmd in step.commands if isinstance(cmd, XAck)]
+    assert {a.stream for a in acks} == {"s", "t"}
+    down = Lost(ConnectError("cluster node 127.0.0.1:7001 does not answer"))
+    replies = [1 if a.stream == "s" else down for a in acks]
+    rest = [down if c.keys == ("t",) else [[c.keys[0].encode(), []]] for c in step.commands[2:]]
+    player.reply([*replies, *rest])
+    assert core.stats.acked == 1
+    assert core.ledger.acks == {"t": ["2-0"]}  # owed again: goes with the next round trip
 
 
 def test_one_command_never_names_two_streams() -> None:

@@ -9,6 +9,7 @@ from abe_redis._core.commands import (
     EvalSha,
     Exists,
     SAdd,
+    Wait,
     XAdd,
     XInfoGroups,
     XPendingSummary,
@@ -25,6 +26,7 @@ from abe_redis.errors import (
     AccessDenied,
     CommandError,
     ConnectError,
+    NotReplicated,
     OutOfMemory,
     PayloadError,
     ServerBusy,
@@ -523,3 +525,25 @@ def test_the_budget_bounds_the_whole_call_with_slow_attempts() -> None:
             player.throw(TransportTimeout("no reply"))
             wait_out(player)
     assert player.now <= 15.0
+
+
+def test_a_durable_publish_waits_for_its_replicas_in_the_same_round_trip() -> None:
+    pub = connected(Publisher("reg", wait_ms=500))
+    pub.wait_replicas = 1
+    pub.registered["e"] = 0.0
+    stream, item = pub.checked("e", {"a": 1})
+    assert pub.fast_xadd(stream, item, 0.5) is None  # the flow sends the WAIT
+    player = Player(pub.publish("e", {"a": 1}, 0.5))
+    assert player.step == Batch((XAdd("e", DATA, nomkstream=True), Wait("e", 1, 500)))
+    assert player.step.keys == ("e",)  # a router keeps WAIT with its write
+    player.reply([b"3-0", 1])
+    assert player.result == "3-0"
+
+
+def test_a_durable_publish_too_few_replicas_confirmed_is_not_replicated() -> None:
+    pub = connected(Publisher("reg", wait_ms=500))
+    pub.wait_replicas = 2
+    pub.registered["e"] = 0.0
+    player = Player(pub.publish("e", {"a": 1}, 0.5))
+    with pytest.raises(NotReplicated, match=r"3-0.* 1 of 2 replicas"):
+        player.reply([b"3-0", 1])  # written, not retried: a retry would write it twice

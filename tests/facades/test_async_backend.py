@@ -16,8 +16,8 @@ from abe_redis import (
     StreamKeyError,
 )
 
-from ..helpers import take
-from .conftest import BackendFactory
+from ..helpers import only_pool, take
+from .conftest import BackendFactory, fast
 
 pytestmark = pytest.mark.anyio
 
@@ -232,3 +232,23 @@ def test_consumer_names_stay_unique_across_threads() -> None:
     finally:
         sys.setswitchinterval(interval)
     assert len(set(names)) == len(names) == 8000
+
+
+async def test_a_backend_closed_by_a_cancelled_task_closes_every_connection(
+    server_url: str,
+) -> None:
+    # Regression: a host's task group cancelled the worker while it consumed.
+    # Closing under that cancellation stopped at the lease thread, and the
+    # connections were never closed (unclosed-socket warnings, fds leaked).
+    backend = RedisMessageQueueBackend(fast(server_url))
+    with anyio.move_on_after(0.5):
+        async with backend, backend.consume() as events:
+            await backend.publish("s", {"n": 1})
+            async for _ in events:
+                pass
+    assert backend._closed
+    wire = backend._wire
+    assert wire is not None
+    pool = only_pool(wire.topology)
+    assert pool.size > 0
+    assert all(conn._stream is None for conn in pool._all)

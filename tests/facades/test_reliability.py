@@ -107,7 +107,12 @@ async def test_dead_letters_under_the_legacy_name_are_adopted(
 ) -> None:
     # What 0.2 left behind: records in `<stream>:dlq`. The tools move them
     # to the current name (the stream's slot) and work on them there.
-    record = {"reason": "old", "source_stream": "s", "source_id": "1-0", "data": '{"n": 7}'}
+    record: dict[Any, Any] = {
+        "reason": "old",
+        "source_stream": "s",
+        "source_id": "1-0",
+        "data": '{"n": 7}',
+    }
     raw.xadd("s:dlq", record)
     raw.xadd("s:dlq", {**record, "source_id": "2-0"})
     backend = make_backend()
