@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from redis.connection import parse_url
 
@@ -42,7 +42,7 @@ def setting(
         shown = "unset" if default is None else f"`{_text(default)}`"
     return dataclasses.field(
         default=default,
-        repr=env != "REDIS_PASSWORD",
+        repr=env not in ("REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD"),
         metadata={"env": env, "parse": parse, "check": check, "doc": doc, "shown": shown},
     )
 
@@ -195,13 +195,63 @@ def _json_choice(name: str, value: Any) -> None:
         raise ConfigError(str(exc)) from None
 
 
+SENTINEL_SCHEME = "redis+sentinel"
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelTarget:
+    """What a ``redis+sentinel://`` URL names: the sentinels, the service
+    (the master's name), and how to talk to the master once found."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
+
+
+def parse_sentinel_url(name: str, url: str) -> SentinelTarget:
+    """``redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]``.
+
+    Raises:
+        ConfigError: naming ``name`` and what is wrong (never the password).
+    """
+    rest = url.split("://", 1)[1]
+    credentials, _, hosts_and_path = rest.rpartition("@")
+    hosts, _, path = hosts_and_path.partition("/")
+    username = password = None
+    if credentials:
+        user, sep, secret = credentials.partition(":")
+        username, password = (user or None), (unquote(secret) if sep else None)
+        if not sep:  # redis://secret@host means a password, as redis-py reads it
+            username, password = None, unquote(user)
+    sentinels = []
+    for host_port in hosts.split(","):
+        host, sep, port = host_port.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{name} names a sentinel that is not host:port: {host_port!r}")
+        sentinels.append((host.strip("[]"), int(port)))
+    parts = [p for p in path.split("/") if p]
+    if not parts or len(parts) > 2:
+        raise ConfigError(f"{name} must end with /service_name or /service_name/db")
+    db = 0
+    if len(parts) == 2:
+        if not parts[1].isdigit():
+            raise ConfigError(f"{name}'s db must be a number, got {parts[1]!r}")
+        db = int(parts[1])
+    return SentinelTarget(tuple(sentinels), unquote(parts[0]), db, username, password)
+
+
 def _url(name: str, value: Any) -> None:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{name} must be a non-empty URL")
     scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+    if scheme == SENTINEL_SCHEME:
+        parse_sentinel_url(name, value)
+        return
     if scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(
-            f"{name} must start with redis://, rediss:// or unix:// "
+            f"{name} must start with redis://, rediss://, unix:// or redis+sentinel:// "
             f"(got {scheme + '://' if scheme else 'no scheme'})"
         )
     try:
@@ -218,13 +268,12 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable URL>"
-    if parts.password is None:
+    if "@" not in parts.netloc:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{user}:***@{host}"
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    user, sep, _ = credentials.partition(":")
+    # No colon: the whole of it is a password (redis-py's reading).
+    netloc = f"{user}:***@{hosts}" if sep else f"***@{hosts}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
@@ -254,7 +303,8 @@ class Settings:
 
     url: str = setting(
         "redis://localhost:6379/0", "REDIS_URL", _string, _url,
-        "`redis://`, `rediss://` (TLS) or `unix://`. It may hold user and password.",
+        "`redis://`, `rediss://` (TLS), `unix://` or `redis+sentinel://h:p[,h:p]/service[/db]`. "
+        "It may hold user and password.",
     )  # fmt: skip
     password: str | None = setting(
         None, "REDIS_PASSWORD", _string, _optional(_nonempty), "Used when the URL has no password."
@@ -279,6 +329,10 @@ class Settings:
     cluster: str = setting(
         "auto", "REDIS_CLUSTER", _lower, _cluster_mode,
         "`auto`: a cluster when the URL names a cluster node; `true` requires one; `false`.",
+    )  # fmt: skip
+    sentinel_password: str | None = setting(
+        None, "REDIS_SENTINEL_PASSWORD", _string, _optional(_nonempty),
+        "Password of the sentinels, when they ask for one (`redis+sentinel://` URLs).",
     )  # fmt: skip
     client_name: str | None = setting(
         "abe-redis", "REDIS_CLIENT_NAME", _string, _optional(_nonempty),
@@ -328,7 +382,10 @@ class Settings:
         2, "REDIS_PROTOCOL", _integer, _protocol, "RESP version, `2` or `3` (`HELLO 3`)."
     )
     max_deliveries: int = setting(
-        5, "REDIS_MAX_DELIVERIES", *_INT, "Deliveries before an entry goes to `<stream>:dlq`."
+        5,
+        "REDIS_MAX_DELIVERIES",
+        *_INT,
+        "Deliveries before an entry goes to its dead-letter stream.",
     )
     retry_base: float = setting(
         1.0, "REDIS_RETRY_BASE", *_SECONDS,
@@ -393,6 +450,8 @@ class Settings:
             f.metadata["check"](f.metadata["env"], getattr(self, f.name))
         if self.ssl and self.url.lower().startswith("unix://"):
             raise ConfigError("REDIS_SSL cannot be used with a unix:// REDIS_URL")
+        if self.ssl and self.sentinel is not None:
+            raise ConfigError("REDIS_SSL is not supported with redis+sentinel:// URLs yet")
         if self.streams is not None and self.registry_key in self.streams:
             raise ConfigError(
                 f"REDIS_STREAMS names {self.registry_key!r}, which is the stream registry key"
@@ -401,13 +460,20 @@ class Settings:
     def __repr__(self) -> str:
         shown = []
         for f in fields(self):
-            if f.name == "password":
-                shown.append(f"password={'***' if self.password else None}")
+            if f.name in ("password", "sentinel_password"):
+                shown.append(f"{f.name}={'***' if getattr(self, f.name) else None}")
             elif f.name == "url":
                 shown.append(f"url={redact_url(self.url)!r}")
             else:
                 shown.append(f"{f.name}={getattr(self, f.name)!r}")
         return f"Settings({', '.join(shown)})"
+
+    @property
+    def sentinel(self) -> SentinelTarget | None:
+        """What a ``redis+sentinel://`` URL names, or None for other URLs."""
+        if not self.url.lower().startswith(SENTINEL_SCHEME + "://"):
+            return None
+        return parse_sentinel_url("REDIS_URL", self.url)
 
     def url_options(self) -> dict[str, Any]:
         """What the URL says (host, port or path, db, username, password, TLS
@@ -450,7 +516,7 @@ class Settings:
                 continue
             # A password is taken as it is; anything else without surrounding blanks.
             values[f.name] = f.metadata["parse"](
-                name, text if f.name == "password" else text.strip()
+                name, text if f.name in ("password", "sentinel_password") else text.strip()
             )
         return cls(**values)
 

@@ -318,7 +318,7 @@ class RedisMessageQueueBackend:
     async def dead_letters(
         self, key: str, count: int = 100, after: str = "-"
     ) -> tuple[DeadLetter, ...]:
-        """Dead letters of stream ``key`` (kept in ``<key>:dlq``), oldest first.
+        """Dead letters of stream ``key`` (kept in ``abe_redis:dlq:{<tag>}:<key>``), oldest first.
 
         To page on, pass ``after="(" + last.id``.
         """

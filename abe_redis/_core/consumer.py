@@ -36,9 +36,9 @@ import enum
 import logging
 import random
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import (
     CommandError,
@@ -80,6 +80,7 @@ from .steps import (
 )
 
 logger = logging.getLogger("abe_redis")
+T = TypeVar("T")
 
 
 class ConsumerState(enum.Enum):
@@ -470,25 +471,19 @@ class ConsumerCore:
     def _call(self, step: RoundTrip) -> Flow[Any]:
         """Run one round trip, retrying transport errors with backoff; the lost
         reply may have delivered entries to us, so they are re-read first."""
-        return (
-            yield from retrying(
-                lambda: self._once(step),
-                self.backoff,
-                lambda: self.now,
-                fatal=self._fatal,
-                lost=self.plan.reread,
-                tick=self._tick,
-            )
-        )
+        return (yield from self._retried(lambda: self._once(step)))
 
     def _call_partial(self, batch: Batch) -> Flow[list[Any]]:
         """:meth:`_call` of a plain batch whose commands may go to several
         cluster nodes: each command's value, or :class:`Lost` for those whose
         node did not answer while others did. Only when none answered is it
         a transport error (retried, with everything re-read)."""
+        return (yield from self._retried(lambda: self._once_partial(batch)))
+
+    def _retried(self, attempt: Callable[[], Flow[T]]) -> Flow[T]:
         return (
             yield from retrying(
-                lambda: self._once_partial(batch),
+                attempt,
                 self.backoff,
                 lambda: self.now,
                 fatal=self._fatal,

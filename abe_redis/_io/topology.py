@@ -4,9 +4,10 @@ The executor hands its :class:`Topology` each round trip, whose commands
 declare their keys. A single server has one pool for everything
 (:class:`SingleNode`); a cluster (:class:`~abe_redis._io.cluster.Cluster`)
 maps each key's slot to the pool of the node serving it and follows MOVED
-and ASK. :func:`open_topology` picks the topology from the settings. A
-Sentinel topology would resolve the master's address here and re-resolve
-after a failover. Neither the core nor the facades change for any of them.
+and ASK; a Sentinel deployment (:class:`~abe_redis._io.sentinel.Sentinel`)
+sends everything to the master the sentinels name, and looks again after a
+failover. :func:`open_topology` picks the topology from the settings.
+Neither the core nor the facades change for any of them.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any, Protocol
 
 from .._core.commands import Command
 from .._core.steps import Batch
-from ..config import Settings
-from .address import address
+from ..config import SentinelTarget, Settings
+from .address import Address, address
 from .cluster import Cluster
 from .pool import Pool
+from .sentinel import Sentinel
 
 
 def open_topology(settings: Settings, *, limit: int | None = None) -> Topology:
@@ -26,12 +28,16 @@ def open_topology(settings: Settings, *, limit: int | None = None) -> Topology:
     server (default ``settings.max_connections``). Everything that connects
     (the backends, the lease keeper) gets its topology here.
 
+    A ``redis+sentinel://`` URL is a Sentinel deployment. Otherwise
     ``REDIS_CLUSTER`` decides: ``false`` (and any ``unix://`` URL) is a
     single node; ``auto`` asks the server whether it is a cluster node;
     ``true`` requires it to be one.
     """
-    seed = address(settings)
     limit = settings.max_connections if limit is None else limit
+    sentinel = settings.sentinel
+    if sentinel is not None:
+        return _sentinel(settings, sentinel, limit)
+    seed = address(settings)
     if settings.cluster == "false" or seed.path is not None:
         return SingleNode(_pool(seed, settings, limit))
     return Cluster(
@@ -40,6 +46,37 @@ def open_topology(settings: Settings, *, limit: int | None = None) -> Topology:
         timeout=settings.socket_timeout,
         blocking_timeout=settings.read_timeout,
         required=settings.cluster == "true",
+    )
+
+
+def _sentinel(settings: Settings, target: SentinelTarget, limit: int) -> Sentinel:
+    """The topology of a ``redis+sentinel://`` URL: its sentinels (with
+    ``REDIS_SENTINEL_PASSWORD``) and how to talk to the master they name."""
+    sentinels = [
+        Address(
+            host=host,
+            port=port,
+            password=settings.sentinel_password,
+            client_name=settings.client_name,
+            target=f"sentinel {host}:{port}",
+        )
+        for host, port in target.sentinels
+    ]
+    master = Address(
+        username=target.username,
+        password=target.password or settings.password,
+        db=target.db,
+        protocol=settings.protocol,
+        client_name=settings.client_name,
+        target=settings.redacted_url,
+    )
+    return Sentinel(
+        target,
+        sentinels,
+        master,
+        limit=limit,
+        timeout=settings.socket_timeout,
+        blocking_timeout=settings.read_timeout,
     )
 
 
