@@ -56,6 +56,7 @@ def demo_target(url: str | None) -> Iterator[tuple[str, str]]:
     if url:
         yield url, f"configured REDIS_URL {redact_url(url)}"
         return
+    os.environ["REDIS_CLUSTER"] = "false"  # ours below: one server, never a cluster
     if redis_server_binary():
         with RedisServer() as server:
             yield (

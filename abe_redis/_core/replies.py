@@ -98,8 +98,16 @@ class ErrorReply:
 
     @property
     def kind(self) -> ErrorKind:
-        """What the reply means; see :data:`ERROR_KINDS`."""
-        return ERROR_KINDS.get(self.code, ErrorKind.FAILED)
+        """What the reply means; see :data:`ERROR_KINDS`.
+
+        One refusal has no code of its own: a command a script may not run
+        under the user's ACL, which Redis 7.0 answers with ``ERR The user
+        executing the script can't run this command ...``.
+        """
+        code = self.code
+        if code == "ERR" and "user executing the script can't run" in self.message:
+            return ErrorKind.REFUSED
+        return ERROR_KINDS.get(code, ErrorKind.FAILED)
 
 
 def text(value: Any) -> str:

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from ..errors import RemoteProtocolError, TransportError, TransportTimeout
 from .commands import Command
 from .entries import Delivery
+from .replies import ErrorReply
 
 T = TypeVar("T")
 
@@ -68,6 +69,12 @@ class Batch:
         for r in raw:
             if type(r) is Lost:
                 raise r.error
+        if self.transaction:
+            # A refused transaction: the command that caused it speaks first
+            # (the others only say EXECABORT).
+            for cmd, r in zip(self.commands, raw, strict=True):
+                if type(r) is ErrorReply and r.code != "EXECABORT":
+                    cmd.parse_reply(r)
         return tuple(cmd.parse_reply(r) for cmd, r in zip(self.commands, raw, strict=True))
 
 

@@ -45,9 +45,9 @@ from .._core.cluster import (
     transaction_redirect,
 )
 from .._core.commands import Command
-from .._core.replies import ErrorReply
+from .._core.replies import ErrorKind, ErrorReply
 from .._core.steps import Batch, Lost
-from ..errors import AbeRedisError, CommandError, ConfigError, TransportError
+from ..errors import AbeRedisError, CommandError, ConfigError, ServerBusy, TransportError
 from .address import Address
 from .pool import Pool
 
@@ -77,6 +77,8 @@ class Cluster:
         self.pools: dict[Node, Pool] = {self._seed_node: self.seed_pool}
         self.single: bool | None = None
         """True: not a cluster (auto mode); None: not known yet."""
+        self._sure = True
+        """False while ``single`` is a guess (the server did not answer CLUSTER SLOTS)."""
         self.slots: SlotMap | None = None
         self.refresh = Refresh()
         self._refreshing: anyio.Event | None = None
@@ -125,11 +127,16 @@ class Cluster:
 
     async def round_trip(self, step: Command[Any] | Batch) -> Any:
         """The raw reply of ``step``, routed and with redirects followed."""
+        if not self.single:
+            await self._current_map()
         if self.single:
-            return await self.seed_pool.round_trip(step)
-        await self._current_map()
-        if self.single:
-            return await self.seed_pool.round_trip(step)
+            raw = await self.seed_pool.round_trip(step)
+            if not self._sure and _redirected(raw):
+                # Taken for one server without its word for it, and it
+                # redirects: a cluster after all. Ask again next time (this
+                # reply is retried as a redirect not followed).
+                self.single = None
+            return raw
         assert self.slots is not None
         parts = route(step, self.slots, self._default)
         if len(parts) == 1:
@@ -297,10 +304,29 @@ class Cluster:
             try:
                 raw = await self._pool(node).round_trip(cmd)
             except TransportError as exc:
+                if self.slots is None and not self.required and not isinstance(exc, ServerBusy):
+                    # First contact failed (down, or a proxy that drops the
+                    # connection on CLUSTER): go on as one server, whose own
+                    # round trip says what is wrong; a redirect later asks again.
+                    logger.debug("could not ask %s for CLUSTER SLOTS: %s", self.target, exc)
+                    self.single, self._sure = True, False
+                    return
                 error = exc
                 continue
             if type(raw) is ErrorReply and self.slots is None and is_not_a_cluster(raw):
                 self._not_a_cluster(raw)
+                return
+            if type(raw) is ErrorReply and self.slots is None and raw.kind is ErrorKind.REFUSED:
+                if self.required:
+                    raise ClusterSlots(node).fail(raw)
+                # An ACL without `cluster|slots`: most likely one server.
+                logger.warning(
+                    "Redis at %s refused CLUSTER SLOTS (%s); taken as a single server. "
+                    "On a cluster, allow +cluster|slots",
+                    self.target,
+                    raw.message,
+                )
+                self.single, self._sure = True, False
                 return
             try:
                 slots = cmd.parse_reply(raw)
@@ -330,3 +356,9 @@ class Cluster:
 
 def _now() -> float:
     return time.monotonic()
+
+
+def _redirected(raw: Any) -> bool:
+    """Whether a raw reply (a command's or a batch's) holds MOVED or ASK."""
+    replies = raw if type(raw) is list else [raw]
+    return any(type(r) is ErrorReply and r.code in ("MOVED", "ASK") for r in replies)

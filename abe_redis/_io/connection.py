@@ -222,8 +222,8 @@ class Connection:
         commands = step.commands
         if not step.transaction:
             return [await self._read() for _ in commands]
-        queued = [await self._read() for _ in range(len(commands) + 1)][1:]
-        return _executed(await self._read(), queued)
+        multi, *queued = [await self._read() for _ in range(len(commands) + 1)]
+        return _executed(multi, await self._read(), queued)
 
     async def _read(self) -> Any:
         assert self._stream is not None
@@ -316,13 +316,17 @@ class Connection:
         await self._discard()
 
 
-def _executed(reply: Any, queued: Sequence[Any]) -> list[Any]:
+def _executed(multi: Any, reply: Any, queued: Sequence[Any]) -> list[Any]:
     """The replies of a transaction's commands, from EXEC's reply.
 
     When Redis refused the transaction (a command failed to queue, so EXEC
     answers EXECABORT), each command gets the reason: its own queueing
-    error, or EXEC's.
+    error, or EXEC's. When it refused MULTI itself (an ACL without
+    ``multi``), the commands ran one by one, outside a transaction; each
+    gets MULTI's error, which names what was refused.
     """
+    if isinstance(multi, ErrorReply):
+        return [multi] * len(queued)
     if isinstance(reply, list):
         return reply
     error = reply if isinstance(reply, ErrorReply) else ErrorReply("EXECABORT no EXEC reply")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import collections
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -305,3 +307,16 @@ async def test_a_primary_killed_during_consumption_loses_nothing_acknowledged(
             f"{len(victim_streams)} streams), its streams read again {resumed:.1f} s after"
         )
         assert {type(e) for e in errors} <= {NotReplicated}  # its replica is gone now
+
+
+def test_the_demo_runs_against_the_cluster(cluster: LocalCluster) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "QUEUE_"))}
+    run = subprocess.run(
+        [sys.executable, "-m", "abe_redis", "demo", "--events", "300"],
+        env={**env, "REDIS_URL": cluster.url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "missing 0, duplicates 0, still pending 0" in run.stdout

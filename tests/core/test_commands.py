@@ -296,3 +296,22 @@ def test_every_command_declares_the_keys_it_touches() -> None:
     assert Ping().keys == ()
     assert EvalSha("sha", ("s", "m"), ()).keys == ("s", "m")
     assert Batch((SAdd("reg", "s"), XAdd("s", ()), XLen("s"))).keys == ("reg", "s")
+
+
+def test_a_script_refused_a_command_by_the_acl_is_access_denied() -> None:
+    # Redis 7.0 gives no NOPERM code for a command inside a script.
+    refused = ErrorReply(
+        "ERR The user executing the script can't run this command or subcommand "
+        "script: 792c5d69, on @user_script:11."
+    )
+    assert refused.kind is ErrorKind.REFUSED
+    with pytest.raises(AccessDenied, match="script"):
+        EvalSha("792c5d69", ("k",), ()).parse_reply(refused)
+
+
+def test_a_refused_transaction_names_the_command_that_caused_it() -> None:
+    batch = Batch((XAdd("s:dlq", ((b"data", b"{}"),)), XAck("s", "g", ("1-0",))), True)
+    abort = ErrorReply("EXECABORT Transaction discarded because of previous errors.")
+    nope = ErrorReply("NOPERM this user has no permissions to run the 'xack' command")
+    with pytest.raises(AccessDenied, match=r"XACK.*'xack'"):
+        batch.parse_reply([abort, nope])

@@ -6,6 +6,8 @@ from __future__ import annotations
 import collections
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -159,3 +161,16 @@ async def test_the_master_is_found_and_checked(sentinels: SentinelSet) -> None:
         assert isinstance(topology, Sentinel)
         assert topology.master is not None
         assert topology.master.port == sentinels.primary.port
+
+
+def test_the_demo_runs_behind_sentinel(sentinels: SentinelSet) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "QUEUE_"))}
+    run = subprocess.run(
+        [sys.executable, "-m", "abe_redis", "demo", "--events", "300"],
+        env={**env, "REDIS_URL": sentinels.url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "missing 0, duplicates 0, still pending 0" in run.stdout
