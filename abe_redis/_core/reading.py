@@ -7,6 +7,11 @@ called off, since any of them may have left entries delivered to us that we
 never saw. Entries of dead consumers are taken over with XAUTOCLAIM once
 idle for ``claim_min_idle_ms``, at most every ``claim_interval`` seconds.
 A blocking read never waits past the next retry that is due.
+
+A consumer waits on at most :data:`MAX_BLOCKING_READS` streams at once (each
+blocking read holds a connection): the ones that brought entries most
+recently. Every round reads all streams without blocking first, so a stream
+outside that set waits at most one BLOCK window (``REDIS_BLOCK_MS``) longer.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from dataclasses import dataclass, field
 from .commands import XAutoClaim, XClaimEntries, XReadGroup
 from .entries import ClaimPage, StreamEntry
 
+MAX_BLOCKING_READS = 16
+"""Streams one consumer waits on at once (one connection each), at most."""
+
 
 @dataclass(slots=True)
 class Cursor:
@@ -24,6 +32,8 @@ class Cursor:
     history: bool = True
     history_from: str = "0"
     claim_from: str = "0-0"
+    active: int = 0
+    """When it last brought entries (the plan's read count then)."""
 
 
 @dataclass(slots=True)
@@ -39,6 +49,7 @@ class ReadPlan:
     cursors: dict[str, Cursor] = field(default_factory=dict)
     drained: bool = False
     next_claim_at: float = 0.0
+    reads_with_entries: int = 0
 
     def add(self, stream: str) -> None:
         """Start reading ``stream`` (or start over, after its group was recreated)."""
@@ -64,11 +75,17 @@ class ReadPlan:
         return [self.read(stream) for stream in self.cursors]
 
     def blocking_reads(self, now: float, next_retry: float | None) -> list[XReadGroup]:
-        """One blocking read of new entries per stream."""
+        """One blocking read of new entries per stream, for the
+        :data:`MAX_BLOCKING_READS` streams that brought entries last."""
         block_ms = self.block_ms
         if next_retry is not None:
             block_ms = min(block_ms, max(1, int((next_retry - now) * 1000)))
-        return [self.read(stream, block_ms=block_ms) for stream in self.cursors]
+        streams = list(self.cursors)
+        if len(streams) > MAX_BLOCKING_READS:
+            cursors = self.cursors
+            streams = sorted(streams, key=lambda s: cursors[s].active, reverse=True)
+            streams = streams[:MAX_BLOCKING_READS]
+        return [self.read(stream, block_ms=block_ms) for stream in streams]
 
     def claims(self, now: float) -> list[XAutoClaim]:
         """XAUTOCLAIM of every stream when the claim interval has passed, else none."""
@@ -93,6 +110,9 @@ class ReadPlan:
 
     def took(self, read: XReadGroup, entries: tuple[StreamEntry, ...]) -> None:
         """Advance the cursor after ``read`` brought ``entries``."""
+        if entries:
+            self.reads_with_entries += 1
+            self.cursors[read.stream].active = self.reads_with_entries
         if read.start_id == ">":
             self.drained = len(entries) < read.count
             return
