@@ -47,3 +47,25 @@ def only_pool(topology: Any) -> Any:
     assert isinstance(topology, Cluster)
     assert topology.single, "a cluster has a pool per node"
     return topology.seed_pool
+
+
+def run_demo(env: dict[str, str], *args: str) -> Any:
+    """``python -m abe_redis demo --events 300`` with ``env`` (the main job,
+    as the README runs it); the completed process."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "abe_redis", "demo", "--events", "300", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without REDIS_* and QUEUE_* variables."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "QUEUE_"))}

@@ -7,8 +7,6 @@ from __future__ import annotations
 import collections
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -22,7 +20,7 @@ from abe_redis._core.slots import key_slot
 from abe_redis._io.cluster import Cluster
 from abe_redis.embedded import RedisServer
 
-from ..helpers import admin, take
+from ..helpers import admin, clean_env, run_demo, take
 from .servers import LocalCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.topology, pytest.mark.anyio]
@@ -310,13 +308,6 @@ async def test_a_primary_killed_during_consumption_loses_nothing_acknowledged(
 
 
 def test_the_demo_runs_against_the_cluster(cluster: LocalCluster) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "QUEUE_"))}
-    run = subprocess.run(
-        [sys.executable, "-m", "abe_redis", "demo", "--events", "300"],
-        env={**env, "REDIS_URL": cluster.url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = run_demo({**clean_env(), "REDIS_URL": cluster.url})
     assert run.returncode == 0, run.stdout + run.stderr
     assert "missing 0, duplicates 0, still pending 0" in run.stdout

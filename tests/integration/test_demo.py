@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from ..helpers import clean_env, run_demo
+
 pytestmark = pytest.mark.integration
-
-
-def demo(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "abe_redis", "demo", "--events", "300", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "QUEUE_"))}
+demo = run_demo
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "trio"])

@@ -6,8 +6,6 @@ from __future__ import annotations
 import collections
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,7 +16,7 @@ import pytest
 from abe_redis import ConfigError, RedisMessageQueueBackend, Settings
 from abe_redis._io.sentinel import Sentinel
 
-from ..helpers import take
+from ..helpers import clean_env, run_demo, take
 from .servers import SentinelSet
 
 pytestmark = [pytest.mark.integration, pytest.mark.topology, pytest.mark.anyio]
@@ -164,13 +162,6 @@ async def test_the_master_is_found_and_checked(sentinels: SentinelSet) -> None:
 
 
 def test_the_demo_runs_behind_sentinel(sentinels: SentinelSet) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "QUEUE_"))}
-    run = subprocess.run(
-        [sys.executable, "-m", "abe_redis", "demo", "--events", "300"],
-        env={**env, "REDIS_URL": sentinels.url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = run_demo({**clean_env(), "REDIS_URL": sentinels.url})
     assert run.returncode == 0, run.stdout + run.stderr
     assert "missing 0, duplicates 0, still pending 0" in run.stdout
