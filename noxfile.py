@@ -147,6 +147,13 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench.py", *session.posargs)
 
 
+@nox.session(python=LOADER_PYTHON, name="bench-cluster")
+def bench_cluster(session: nox.Session) -> None:
+    """The cluster row: one server against 3 primaries, 60 streams (prints figures)."""
+    install(session, "orjson")
+    session.run("python", "benchmarks/cluster.py", *session.posargs)
+
+
 @nox.session(python=LOADER_PYTHON)
 def profile(session: nox.Session) -> None:
     """CPU per consumed message, ours against the raw client, and a cProfile of ours."""

@@ -102,12 +102,19 @@ class ErrorReply:
 
         One refusal has no code of its own: a command a script may not run
         under the user's ACL, which Redis 7.0 answers with ``ERR The user
-        executing the script can't run this command ...``.
+        executing the script can't run this command ...`` and Redis 8.0
+        with ``ERR ACL failure in script: User ... has no permissions ...``.
         """
         code = self.code
-        if code == "ERR" and "user executing the script can't run" in self.message:
+        if code == "ERR" and _script_refused(self.message):
             return ErrorKind.REFUSED
         return ERROR_KINDS.get(code, ErrorKind.FAILED)
+
+
+def _script_refused(message: str) -> bool:
+    return "user executing the script can't run" in message or message.startswith(
+        "ERR ACL failure in script"
+    )
 
 
 def text(value: Any) -> str:

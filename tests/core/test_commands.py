@@ -307,6 +307,12 @@ def test_a_script_refused_a_command_by_the_acl_is_access_denied() -> None:
     assert refused.kind is ErrorKind.REFUSED
     with pytest.raises(AccessDenied, match="script"):
         EvalSha("792c5d69", ("k",), ()).parse_reply(refused)
+    # Redis 8.0's wording.
+    eight = ErrorReply(
+        "ERR ACL failure in script: User app has no permissions to run the 'xadd' command "
+        "script: 792c5d69, on @user_script:11."
+    )
+    assert eight.kind is ErrorKind.REFUSED
 
 
 def test_a_refused_transaction_names_the_command_that_caused_it() -> None:
