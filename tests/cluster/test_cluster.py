@@ -228,6 +228,7 @@ class Publishing:
             await self._done.wait()
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # trio: the tests above
 async def test_streams_whose_slots_migrate_during_consumption_lose_nothing(
     cluster: LocalCluster, report: Report, tag: str
 ) -> None:
@@ -257,6 +258,7 @@ async def test_streams_whose_slots_migrate_during_consumption_lose_nothing(
     )
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # trio: the tests above
 async def test_a_primary_killed_during_consumption_loses_nothing_acknowledged(
     report: Report, tag: str
 ) -> None:
