@@ -79,6 +79,8 @@ class Cluster:
         """True: not a cluster (auto mode); None: not known yet."""
         self._sure = True
         """False while ``single`` is a guess (the server did not answer CLUSTER SLOTS)."""
+        self._redirected = False
+        """A guessed single server redirected: it is a cluster node."""
         self.slots: SlotMap | None = None
         self.refresh = Refresh()
         self._refreshing: anyio.Event | None = None
@@ -135,7 +137,7 @@ class Cluster:
                 # Taken for one server without its word for it, and it
                 # redirects: a cluster after all. Ask again next time (this
                 # reply is retried as a redirect not followed).
-                self.single = None
+                self.single, self._redirected = None, True
             return raw
         assert self.slots is not None
         parts = route(step, self.slots, self._default)
@@ -317,7 +319,9 @@ class Cluster:
                 self._not_a_cluster(raw)
                 return
             if type(raw) is ErrorReply and self.slots is None and raw.kind is ErrorKind.REFUSED:
-                if self.required:
+                if self.required or self._redirected:
+                    # A cluster (it redirected) whose map we may not read:
+                    # a setting to fix, not something to retry.
                     raise ClusterSlots(node).fail(raw)
                 # An ACL without `cluster|slots`: most likely one server.
                 logger.warning(

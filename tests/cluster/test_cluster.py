@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import pytest
 
-from abe_redis import ConfigError, NotReplicated, RedisMessageQueueBackend, Settings
+from abe_redis import AccessDenied, ConfigError, NotReplicated, RedisMessageQueueBackend, Settings
 from abe_redis._core.slots import key_slot
 from abe_redis._io.cluster import Cluster
 from abe_redis.embedded import RedisServer
@@ -313,3 +313,22 @@ def test_the_demo_runs_against_the_cluster(cluster: LocalCluster) -> None:
     run = run_demo({**clean_env(), "REDIS_URL": cluster.url})
     assert run.returncode == 0, run.stdout + run.stderr
     assert "missing 0, duplicates 0, still pending 0" in run.stdout
+
+
+async def test_a_cluster_whose_map_the_acl_hides_is_a_clear_error(
+    cluster: LocalCluster, tag: str
+) -> None:
+    # Without +cluster|slots, auto mode takes the node for one server; the
+    # first redirect shows it is a cluster, and the refusal is then named.
+    for server in cluster.servers:
+        with admin(server.url) as client:
+            client.execute_command(  # type: ignore[no-untyped-call]
+                "ACL", "SETUSER", "noslots", "reset", "on", ">pw", "~*", "+@all", "-cluster|slots"
+            )
+    url = cluster.url.replace("redis://", "redis://noslots:pw@")
+    elsewhere = next(
+        f"{tag}{i}" for i in range(1000) if cluster.node_of(f"{tag}{i}") is not cluster.servers[0]
+    )
+    async with RedisMessageQueueBackend(fast(url, cluster="auto")) as backend:
+        with anyio.fail_after(15), pytest.raises(AccessDenied, match="cluster"):
+            await backend.publish(elsewhere, {"n": 1})
