@@ -99,6 +99,11 @@ class _Consumer:
                 return delivery
         if self.closed:
             raise StopAsyncIteration
+        if self._leases is not None and self._leases.refused is not None:
+            # Renewing what this consumer holds is refused (ACL): another
+            # consumer would take it mid-handler. It never heals by itself.
+            await self._close(processed=False)
+            raise self._leases.refused
         try:
             step = await driver.advance()
         except BaseException:

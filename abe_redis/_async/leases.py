@@ -36,7 +36,7 @@ import anyio
 from .._core.scripts import RENEW_LEASES, call
 from .._io.driver import run_flow
 from .._io.executor import Executor
-from ..errors import AbeRedisError
+from ..errors import AbeRedisError, AccessDenied
 
 logger = logging.getLogger("abe_redis")
 
@@ -66,6 +66,9 @@ class LeaseKeeper:
         self._serial: anyio.Lock | None = None
         self._executor: Executor | None = None
         self.renewed = 0
+        self.refused: AccessDenied | None = None
+        """Set when Redis refused a renewal (an ACL without ``xclaim``): the
+        consumers raise it, since it never heals by itself."""
 
     def update(
         self, token: int, group: str, consumer: str, held: AbstractSet[tuple[str, str]]
@@ -180,6 +183,10 @@ class LeaseKeeper:
                     flow = call(RENEW_LEASES, (stream,), (group, consumer, *ids))
                     try:
                         count += int(await run_flow(flow, self._executor) or 0)
+                    except AccessDenied as exc:
+                        if self.refused is None:
+                            logger.warning("lease renewal on %s refused: %s", stream, exc)
+                        self.refused = exc
                     except AbeRedisError as exc:
                         # Quiet: the consumer itself reports outages; a missed
                         # renewal only matters if it lasts past the threshold.

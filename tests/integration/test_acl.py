@@ -106,3 +106,21 @@ async def test_a_missing_permission_is_named_at_the_first_call_needing_it(
     # NOPERM names the command; a script's refusal (Redis 7.0) names the script.
     message = str(raised.value).lower()
     assert refused[1:].split("|")[0] in message or "script" in message
+
+
+async def test_a_refused_lease_renewal_ends_the_consumer_with_its_reason(
+    server: RedisServer,
+) -> None:
+    # Without xclaim the keeper cannot renew what a handler holds, and
+    # another consumer would take it mid-handler: the consumer says so.
+    url = restrict(server, [r for r in RULES if r != "+xclaim"])
+    settings = Settings(url=url, block_ms=100, claim_min_idle_ms=600)
+    async with RedisMessageQueueBackend(settings) as backend:
+        await backend.publish_many("app:s", [{"n": 1}, {"n": 2}])
+        async with backend.consume(group="g") as events:
+            with anyio.fail_after(10):
+                assert await events.__anext__() == {"n": 1}
+                await anyio.sleep(1.0)  # a slow handler: renewals run and are refused
+                assert await events.__anext__() == {"n": 2}  # fetched with the first
+                with pytest.raises(AccessDenied, match=r"script|xclaim"):
+                    await events.__anext__()
