@@ -287,9 +287,10 @@ class Refresh:
         self.due, self.last = False, now
 
 
-def transaction_redirect(replies: Sequence[Any], asked_node: Node) -> Redirect | None:
-    """The redirect of a transaction: Redis refuses to queue a command of a
-    slot it does not serve, so MULTI answers every command with it."""
+def first_redirect(replies: Sequence[Any], asked_node: Node) -> Redirect | None:
+    """The first redirect among ``replies``, or None. For a transaction it is
+    the transaction's: Redis refuses to queue a command of a slot it does
+    not serve, so MULTI answers every command with it."""
     for reply in replies:
         found = redirect(reply, asked_node)
         if found is not None:

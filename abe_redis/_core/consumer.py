@@ -52,7 +52,6 @@ from .codec import MAX_PAYLOAD_BYTES, Loads, decode_entry, encode_payload, stdli
 from .commands import (
     GroupMissing,
     Unblocked,
-    XAck,
     XAutoClaim,
     XClaimIds,
     XPendingRange,
@@ -503,16 +502,6 @@ class ConsumerCore:
             for cmd, r in zip(batch.commands, raw, strict=True)
         ]
 
-    def _settled_acks(self, acks: list[XAck], replies: list[Any]) -> None:
-        """The acks of a round trip are answered: those that reached Redis
-        release their entries; those whose node did not answer are owed again."""
-        taken = self.ledger.take_acks()
-        lost = {ack.stream for ack, reply in zip(acks, replies, strict=True) if type(reply) is Lost}
-        self.stats.acked += self.ledger.confirm(
-            {stream: ids for stream, ids in taken.items() if stream not in lost}
-        )
-        self.ledger.requeue({stream: taken[stream] for stream in lost if stream in taken}, self.now)
-
     def _discover(self) -> Flow[None]:
         cfg = self.config
         new = yield from discover(
@@ -567,7 +556,9 @@ class ConsumerCore:
         # Order matters: acks first (so history reads skip them), then reads,
         # then claims (so a history read cannot return what we just claimed).
         replies = yield from self._call_partial(Batch((*acks, *reads, *claims, *retries)))
-        self._settled_acks(acks, replies[: len(acks)])
+        acked = zip(acks, replies[: len(acks)], strict=True)
+        lost = {ack.stream for ack, reply in acked if type(reply) is Lost}
+        self.stats.acked += ledger.acked(lost, self.now)
         replies = replies[len(acks) :]
         recounted: list[StreamEntry] = []
         for read, reply in zip(reads, replies[: len(reads)], strict=True):

@@ -262,17 +262,18 @@ class Publisher:
             else:
                 args, keys = self._script_args(key, fields, idem, nomk)
                 commands.append(EvalSha(IDEMPOTENT_XADD.sha, keys, args))
-        durable = self.wait_replicas is not None and not probe
-        if durable:
+        wait: Wait | None = None
+        if self.wait_replicas is not None and not probe:
             # Same round trip, same connection (a router places it with the
             # stream): WAIT counts the replicas that have the writes before it.
-            commands.append(Wait(key, self.wait_replicas or 0, self.wait_ms))
+            wait = Wait(key, self.wait_replicas, self.wait_ms)
+            commands.append(wait)
         # A lone command goes bare: the sequential publish path pays no pipeline.
         step: Command[Any] | Batch = commands[0] if len(commands) == 1 else Batch(tuple(commands))
         resume = yield Within(step, deadline)
         parsed = step.parse_reply(resume.reply)
         replies = [parsed] if len(commands) == 1 else list(parsed)
-        last: Any = replies.pop() if durable else None
+        last: Any = replies.pop() if wait is not None else None
         confirmed: int | None = None if last is None else int(last)
         ids: list[str | None] = []
         for (fields, idem), reply in zip(items, replies, strict=True):
@@ -280,8 +281,7 @@ class Publisher:
                 args, keys = self._script_args(key, fields, idem or "", nomk)
                 script = Eval(IDEMPOTENT_XADD.source, keys, args)
                 reply = script.parse_reply((yield Within(script, deadline)).reply)
-                if durable:  # written after the WAIT: wait for it too
-                    wait = Wait(key, self.wait_replicas or 0, self.wait_ms)
+                if wait is not None:  # written after the WAIT: wait for it too
                     confirmed = wait.parse_reply((yield Within(wait, deadline)).reply)
             entry_id: str | None
             if idem is not None and not probe:
@@ -298,12 +298,12 @@ class Publisher:
             else:
                 entry_id = None if reply is None else str(reply)
             ids.append(entry_id)
-        if confirmed is not None and confirmed < (self.wait_replicas or 0):
+        if wait is not None and confirmed is not None and confirmed < wait.replicas:
             written = [i for i in ids if i is not None]
             raise NotReplicated(
                 f"{len(written)} entries written to {key} (last {written[-1] if written else '-'})"
-                f" but {confirmed} of {self.wait_replicas} replicas confirmed them within "
-                f"{self.wait_ms} ms; they may be lost if the primary fails now"
+                f" but {confirmed} of {wait.replicas} replicas confirmed them within "
+                f"{wait.timeout_ms} ms; they may be lost if the primary fails now"
             )
         return ids
 

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from ..errors import LocalProtocolError
@@ -118,9 +119,16 @@ class Ledger:
         """The XACKs owed, one per stream."""
         return [XAck(stream, self.group, tuple(ids)) for stream, ids in self.acks.items() if ids]
 
-    def acked(self) -> int:
-        """Redis has the acks of :meth:`ack_commands`: release them; returns how many."""
-        return self.confirm(self.take_acks())
+    def acked(self, lost: AbstractSet[str] = frozenset(), now: float = 0.0) -> int:
+        """Redis has the acks of :meth:`ack_commands`: release them; returns how many.
+
+        Those of the streams in ``lost`` did not reach Redis (their cluster
+        node did not answer): they are owed again, from ``now``.
+        """
+        taken = self.take_acks()
+        if lost:
+            self.requeue({s: taken.pop(s) for s in lost if s in taken}, now)
+        return self.confirm(taken)
 
     def take_acks(self) -> dict[str, list[str]]:
         """The acks owed, taken out to go with a round trip whose answer comes later."""

@@ -37,12 +37,12 @@ from .._core.cluster import (
     Refresh,
     SlotMap,
     batch_of,
+    first_redirect,
     is_not_a_cluster,
     merge,
     part_replies,
     redirect,
     route,
-    transaction_redirect,
 )
 from .._core.commands import Command
 from .._core.replies import ErrorKind, ErrorReply
@@ -132,8 +132,9 @@ class Cluster:
         if not self.single:
             await self._current_map()
         if self.single:
+            node = self._seed_node
             raw = await self.seed_pool.round_trip(step)
-            if not self._sure and _redirected(raw):
+            if not self._sure and first_redirect(raw if type(raw) is list else [raw], node):
                 # Taken for one server without its word for it, and it
                 # redirects: a cluster after all. Ask again next time (this
                 # reply is retried as a redirect not followed).
@@ -148,7 +149,7 @@ class Cluster:
         assert type(step) is Batch  # only a plain batch is split
         replies: list[Any] = [None] * len(step.commands)
         await self._parts(parts, replies)
-        merged = await self._follow(step, replies, [p.node for p in parts], parts)
+        merged = await self._follow(step, replies, parts)
         if all(type(r) is Lost for r in merged):
             raise merged[0].error
         return merged
@@ -164,7 +165,7 @@ class Cluster:
         replies = part_replies(part, raw)
         if not any(type(r) is ErrorReply for r in replies):
             return raw
-        return await self._follow(step, replies, [node], [part])
+        return await self._follow(step, replies, [part])
 
     async def aclose(self) -> None:
         """Close every connection to every node (shielded, as :meth:`Pool.aclose`)."""
@@ -219,21 +220,17 @@ class Cluster:
             raise failure[0]
 
     async def _follow(
-        self,
-        step: Command[Any] | Batch,
-        replies: list[Any],
-        asked: list[Node],
-        parts: Sequence[Part],
+        self, step: Command[Any] | Batch, replies: list[Any], parts: Sequence[Part]
     ) -> Any:
-        """Follow the MOVED and ASK replies among ``replies`` (each part's
-        node in ``asked``), then the merged raw reply of ``step``."""
+        """Follow the MOVED and ASK replies among ``replies`` (``parts`` say
+        where each was sent), then the merged raw reply of ``step``."""
         if type(step) is Batch and not step.transaction:
             await self._follow_each(step.commands, replies, parts)
             return merge(step, replies)
-        # A command or a transaction goes again whole.
-        node = asked[0]
+        # A command or a transaction (one part) goes again whole.
+        node = parts[0].node
         for _ in range(MAX_REDIRECTS):
-            found = transaction_redirect(replies, node)
+            found = first_redirect(replies, node)
             if found is None:
                 break
             self._learn(found)
@@ -360,9 +357,3 @@ class Cluster:
 
 def _now() -> float:
     return time.monotonic()
-
-
-def _redirected(raw: Any) -> bool:
-    """Whether a raw reply (a command's or a batch's) holds MOVED or ASK."""
-    replies = raw if type(raw) is list else [raw]
-    return any(type(r) is ErrorReply and r.code in ("MOVED", "ASK") for r in replies)

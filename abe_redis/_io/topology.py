@@ -80,7 +80,7 @@ def _sentinel(settings: Settings, target: SentinelTarget, limit: int) -> Sentine
     )
 
 
-def _pool(seed: Any, settings: Settings, limit: int) -> Pool:
+def _pool(seed: Address, settings: Settings, limit: int) -> Pool:
     return Pool(
         seed, limit=limit, timeout=settings.socket_timeout, blocking_timeout=settings.read_timeout
     )

@@ -12,12 +12,12 @@ from abe_redis._core.cluster import (
     Refresh,
     SlotMap,
     SlotRange,
+    first_redirect,
     is_not_a_cluster,
     merge,
     part_replies,
     redirect,
     route,
-    transaction_redirect,
 )
 from abe_redis._core.commands import SAdd, XAck, XAdd, XReadGroup
 from abe_redis._core.replies import ErrorReply
@@ -169,8 +169,8 @@ def test_keyless_commands_and_unserved_slots_go_to_the_default_node() -> None:
 
 def test_a_refused_transaction_carries_its_redirect() -> None:
     moved = ErrorReply("MOVED 12 127.0.0.1:7002")
-    assert transaction_redirect([moved, moved], A) == Redirect(False, 12, C)
-    assert transaction_redirect([b"1-0", 1], A) is None
+    assert first_redirect([moved, moved], A) == Redirect(False, 12, C)
+    assert first_redirect([b"1-0", 1], A) is None
 
 
 def test_refreshes_are_spaced_however_many_callers_notice() -> None:
