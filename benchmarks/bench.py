@@ -167,28 +167,34 @@ async def ours_publish_many(url: str, n: int) -> float:
 
 async def ours_consume(url: str, n: int, workers: int = 1, json_choice: str = "auto") -> float:
     await anyio.to_thread.run_sync(fill, url, "bench:consume", n)
+    async with RedisMessageQueueBackend(settings(url, prefetch=500, json=json_choice)) as b:
+        rate = await drain(b, n, workers)
+        await b.delete_stream("bench:consume")
+    return rate
+
+
+async def drain(backend: RedisMessageQueueBackend, n: int, workers: int) -> float:
+    """``workers`` consumers of group ``bench`` take ``n`` events; events a second."""
     got = 0
     done = anyio.Event()
-    async with RedisMessageQueueBackend(settings(url, prefetch=500, json=json_choice)) as b:
 
-        async def worker() -> None:
-            nonlocal got
-            async with b.consume(group="bench") as events:
-                async for _ in events:
-                    got += 1
-                    if got >= n:
-                        done.set()
-                    if done.is_set():
-                        break
+    async def worker() -> None:
+        nonlocal got
+        async with backend.consume(group="bench") as events:
+            async for _ in events:
+                got += 1
+                if got >= n:
+                    done.set()
+                if done.is_set():
+                    break
 
-        start = time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            for _ in range(workers):
-                tg.start_soon(worker)
-            await done.wait()
-            rate = n / (time.perf_counter() - start)
-            tg.cancel_scope.cancel()
-        await b.delete_stream("bench:consume")
+    start = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for _ in range(workers):
+            tg.start_soon(worker)
+        await done.wait()
+        rate = n / (time.perf_counter() - start)
+        tg.cancel_scope.cancel()
     return rate
 
 

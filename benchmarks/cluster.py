@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import anyio
+from bench import drain
 
 from abe_redis import RedisMessageQueueBackend, Settings
 from abe_redis.cli import slack_event
@@ -62,27 +63,7 @@ async def consume(url: str, n: int) -> float:
         for i, stream in enumerate(STREAMS):
             share = n // 60
             await backend.publish_many(stream, [EVENTS[(i + j) % 1000] for j in range(share)])
-        total = n // 60 * 60
-        got = 0
-        done = anyio.Event()
-
-        async def worker() -> None:
-            nonlocal got
-            async with backend.consume(group="bench") as events:
-                async for _ in events:
-                    got += 1
-                    if got >= total:
-                        done.set()
-                    if done.is_set():
-                        break
-
-        start = time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            for _ in range(3):
-                tg.start_soon(worker)
-            await done.wait()
-            rate = total / (time.perf_counter() - start)
-            tg.cancel_scope.cancel()
+        rate = await drain(backend, n // 60 * 60, 3)
         for stream in STREAMS:
             await backend.delete_stream(stream)
     return rate

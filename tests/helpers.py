@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -69,3 +69,14 @@ def clean_env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "QUEUE_"))}
+
+
+def reporter(capsys: Any, suite: str) -> Callable[[str], None]:
+    """A ``report(line)`` that prints a figure into the test output, tagged
+    ``[suite]``, even when output is captured."""
+
+    def say(line: str) -> None:
+        with capsys.disabled():
+            print(f"\n  [{suite}] {line}", flush=True)
+
+    return say

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from ..helpers import reporter
 from .servers import LocalCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.topology]
@@ -21,9 +22,4 @@ def cluster() -> Iterator[LocalCluster]:
 @pytest.fixture
 def report(capsys: pytest.CaptureFixture[str]) -> Callable[[str], None]:
     """Print a figure into the test output even when output is captured."""
-
-    def say(line: str) -> None:
-        with capsys.disabled():
-            print(f"\n  [cluster] {line}", flush=True)
-
-    return say
+    return reporter(capsys, "cluster")

@@ -14,6 +14,8 @@ import pytest
 
 from abe_redis.embedded import RedisServer
 
+from ..helpers import reporter
+
 WORKER = Path(__file__).with_name("worker.py")
 Report = Callable[[str], None]
 
@@ -28,12 +30,7 @@ def server() -> Iterator[RedisServer]:
 @pytest.fixture
 def report(capsys: pytest.CaptureFixture[str]) -> Report:
     """Print a figure into the test output even when output is captured."""
-
-    def say(line: str) -> None:
-        with capsys.disabled():
-            print(f"\n  [faults] {line}", flush=True)
-
-    return say
+    return reporter(capsys, "faults")
 
 
 class WorkerProcess:

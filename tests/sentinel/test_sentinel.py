@@ -16,7 +16,7 @@ import pytest
 from abe_redis import ConfigError, RedisMessageQueueBackend, Settings
 from abe_redis._io.sentinel import Sentinel
 
-from ..helpers import clean_env, run_demo, take
+from ..helpers import clean_env, reporter, run_demo, take
 from .servers import SentinelSet
 
 pytestmark = [pytest.mark.integration, pytest.mark.topology, pytest.mark.anyio]
@@ -37,11 +37,8 @@ def sentinels() -> Iterator[SentinelSet]:
 
 @pytest.fixture
 def report(capsys: pytest.CaptureFixture[str]) -> Report:
-    def say(line: str) -> None:
-        with capsys.disabled():
-            print(f"\n  [sentinel] {line}", flush=True)
-
-    return say
+    """Print a figure into the test output even when output is captured."""
+    return reporter(capsys, "sentinel")
 
 
 def fast(url: str, **kw: Any) -> Settings:
