@@ -4,7 +4,8 @@ Every ``stale_check_interval`` a consumer deletes, on each of its streams,
 the other consumers of its group idle at least ``stale_consumer_ms`` with
 nothing pending (a script, so the check and the delete are one step;
 deleting one with pending entries would drop them). It is housekeeping:
-after a transport error it is skipped until the next interval.
+after a transport error it is skipped until the next interval; an ACL
+refusal raises :class:`AccessDenied` (it never heals by itself).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from ..errors import CommandError, TransportError
+from ..errors import AccessDenied, CommandError, TransportError
 from .retry import Backoff
 from .scripts import DELETE_STALE_CONSUMERS, call
 from .steps import Flow, Interrupted, Sleep
@@ -38,9 +39,15 @@ def remove_stale_consumers(
         except TransportError as exc:
             yield Sleep(backoff.failure(exc, now))
             return removed
+        except AccessDenied as exc:
+            # Never heals by itself; skipping it quietly would leave dead
+            # consumers piling up in every group.
+            raise AccessDenied(
+                f"{exc} (needed to remove stale consumers; or set REDIS_STALE_CONSUMER_MS=0)"
+            ) from exc
         except CommandError as exc:
             # The stream vanished since it was read (XINFO fails on a missing
-            # key), or the ACL forbids it: housekeeping, so skip it.
+            # key): housekeeping, so skip it.
             logger.debug("stale consumer check on %s skipped: %s", stream, exc)
             continue
         if gone:

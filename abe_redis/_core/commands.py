@@ -16,8 +16,9 @@ commands travel together as a :class:`~abe_redis._core.steps.Batch`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from ..errors import AccessDenied, CommandError, OutOfMemory, RemoteProtocolError, ServerBusy
@@ -628,14 +629,42 @@ class NoScript:
     """Redis does not have the script cached yet; send it with EVAL."""
 
 
+_SCRIPT_LINE = re.compile(r"@user_script:(\d+)")
+_REDIS_CALL = re.compile(r"redis\.p?call\(\s*'([A-Za-z]+)'(?:\s*,\s*'([A-Za-z]+)')?")
+
+
+def _script_failed(cmd: EvalSha | Eval, raw: ErrorReply) -> CommandError | ServerBusy:
+    """As :meth:`Command.fail`, naming the command a script was refused.
+
+    Redis 7.0's refusal of a command inside a script names only the line
+    (``... on @user_script:11``); the script's source says what runs there.
+    """
+    error = Command.fail(cmd, raw)
+    if not isinstance(error, AccessDenied) or not cmd.source:
+        return error
+    line = _SCRIPT_LINE.search(raw.message)
+    lines = cmd.source.split("\n")
+    if line is None or not 0 < int(line[1]) <= len(lines):
+        return error
+    found = _REDIS_CALL.search(lines[int(line[1]) - 1])
+    if found is None:
+        return error
+    refused = " ".join(w.upper() for w in found.groups() if w)
+    return AccessDenied(f"Redis refused {refused} in a script ({cmd.name}): {raw.message}")
+
+
 @dataclass(frozen=True, slots=True)
 class EvalSha(Command[Any]):
-    """EVALSHA of a cached script; NOSCRIPT is a value (send EVAL next)."""
+    """EVALSHA of a cached script; NOSCRIPT is a value (send EVAL next).
+
+    ``source`` (optional) names a refused command in errors.
+    """
 
     name: ClassVar[str] = "EVALSHA"
     sha: str
     key_names: tuple[str, ...]
     args: tuple[Arg, ...]
+    source: str = field(default="", compare=False, repr=False)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -648,6 +677,9 @@ class EvalSha(Command[Any]):
         if isinstance(raw, ErrorReply) and raw.kind is ErrorKind.NO_SCRIPT:
             return NoScript()
         return _check(self, raw)
+
+    def fail(self, raw: ErrorReply) -> CommandError | ServerBusy:
+        return _script_failed(self, raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -668,6 +700,9 @@ class Eval(Command[Any]):
 
     def parse_reply(self, raw: Any) -> Any:
         return _check(self, raw)
+
+    def fail(self, raw: ErrorReply) -> CommandError | ServerBusy:
+        return _script_failed(self, raw)
 
 
 @dataclass(frozen=True, slots=True)

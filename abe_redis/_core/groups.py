@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Collection
 from typing import Any
 
-from ..errors import CommandError, GroupMissingError
+from ..errors import AccessDenied, CommandError, GroupMissingError
 from .commands import Exists, SMembers, XGroupCreate, XInfoGroups
 from .keys import is_internal
 from .policy import GroupPolicy
@@ -67,6 +67,8 @@ def _has_group(call: Call, stream: str, group: str) -> Flow[bool]:
         return False
     try:
         infos = yield from call(XInfoGroups(stream))
+    except AccessDenied:
+        raise
     except CommandError:  # deleted in between
         return False
     return any(info.name == group for info in infos)

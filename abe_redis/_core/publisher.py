@@ -24,7 +24,9 @@
   this publisher writes to, safely, and is tried once more: a drained queue
   makes room for itself. :class:`OutOfMemory` when that freed nothing.
 * Every ``trim_every`` publishes (or ``trim_interval`` seconds) of a stream,
-  the stream is trimmed safely (see :mod:`.trimming`).
+  the stream is trimmed safely (see :mod:`.trimming`), before the write.
+  An ACL refusal of the trim raises :class:`AccessDenied` with nothing
+  written; other trim failures wait for the next trim.
 """
 
 from __future__ import annotations
@@ -35,7 +37,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..errors import AbeRedisError, NotReplicated, OutOfMemory, TransportError, ValidationError
+from ..errors import (
+    AbeRedisError,
+    AccessDenied,
+    NotReplicated,
+    OutOfMemory,
+    TransportError,
+    ValidationError,
+)
 from .codec import MAX_PAYLOAD_BYTES, encode_payload
 from .commands import Arg, Command, Eval, EvalSha, NoScript, SAdd, Wait, XAdd
 from .keys import is_internal, validate_key
@@ -117,9 +126,9 @@ class Publisher:
     def write(self, key: str, item: Item, now: float) -> Flow[str]:
         """Flow that writes one :meth:`checked` item and returns its entry id."""
         probe, register = self._plan(key, now)
-        (entry_id,) = yield from self._write_all(key, [item], probe, register, now)
         if not probe:
-            yield from self._maybe_trim(key, now)
+            yield from self._maybe_trim(key, now, 1)
+        (entry_id,) = yield from self._write_all(key, [item], probe, register, now)
         return entry_id
 
     def fast_xadd(self, key: str, item: Item, now: float) -> XAdd | None:
@@ -187,15 +196,14 @@ class Publisher:
         """
         key = self._valid(key)
         items = [self._item(p, None) for p in payloads]
-        probe = False
+        probe, _ = self._plan(key, now)
+        if not probe and items:
+            yield from self._maybe_trim(key, now, len(items))
         ids: list[str] = []
         for start in range(0, len(items), MANY_CHUNK):
             chunk = items[start : start + MANY_CHUNK]
             probe, register = self._plan(key, now)
             ids += yield from self._write_all(key, chunk, probe, register, now)
-        if not probe and items:
-            self.since_trim[key] = self.since_trim.get(key, 0) + len(items) - 1
-            yield from self._maybe_trim(key, now)
         return ids
 
     def _write_all(
@@ -261,7 +269,7 @@ class Publisher:
                 commands.append(XAdd(key, fields, self.maxlen, nomkstream=nomk))
             else:
                 args, keys = self._script_args(key, fields, idem, nomk)
-                commands.append(EvalSha(IDEMPOTENT_XADD.sha, keys, args))
+                commands.append(EvalSha(IDEMPOTENT_XADD.sha, keys, args, IDEMPOTENT_XADD.source))
         wait: Wait | None = None
         if self.wait_replicas is not None and not probe:
             # Same round trip, same connection (a router places it with the
@@ -333,6 +341,10 @@ class Publisher:
         for stream in streams:
             try:
                 removed += yield from safe_trim(stream, self.ungrouped_maxlen, exact=True)
+            except AccessDenied as exc:
+                raise AccessDenied(
+                    f"{exc} (needed to trim {stream} when Redis is out of memory)"
+                ) from exc
             except AbeRedisError as exc:
                 logger.debug("trimming %s for memory failed: %s", stream, exc)
         logger.warning(
@@ -385,20 +397,28 @@ class Publisher:
         last = self.last_trim.get(key, now)
         return count >= self.trim_every or now - last >= self.trim_interval
 
-    def _maybe_trim(self, key: str, now: float) -> Flow[None]:
-        count = self.since_trim.get(key, 0) + 1
-        self.since_trim[key] = count
+    def _maybe_trim(self, key: str, now: float, count: int) -> Flow[None]:
+        """Flow: count ``count`` publishes of ``key`` about to be written; trim first if due.
+
+        Before the write, so that a refusal raises with nothing written (a
+        publish raising after its entry was written would be retried by its
+        caller into a duplicate). Other failures skip this trim and the next
+        one tries again; an ACL refusal never heals by itself, so it raises,
+        and again at every publish until the permission is granted.
+        """
+        count += self.since_trim.get(key, 0)
         self.last_trim.setdefault(key, now)
         if not self._trim_due(key, count, now):
+            self.since_trim[key] = count
             return
-        self.since_trim[key] = 0
-        self.last_trim[key] = now
         try:
             removed = yield from safe_trim(key, self.ungrouped_maxlen)
+        except AccessDenied as exc:
+            raise AccessDenied(f"{exc} (needed to trim {key} safely)") from exc
         except AbeRedisError as exc:
-            # The entry is written: a failed trim must not make the publish
-            # raise (a caller retrying it would write a duplicate).
             logger.debug("trimming %s skipped: %s", key, exc)
-            return
+            removed = 0
+        self.since_trim[key] = 0
+        self.last_trim[key] = now
         if removed:
             logger.debug("trimmed %d fully consumed entries from %s", removed, key)

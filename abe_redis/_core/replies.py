@@ -108,6 +108,12 @@ class ErrorReply:
         code = self.code
         if code == "ERR" and _script_refused(self.message):
             return ErrorKind.REFUSED
+        if code == "EXECABORT":
+            # "EXECABORT Transaction discarded because of: NOPERM ...": EXEC
+            # itself was refused, or a command failed to queue; its reason counts.
+            reason = self.message.partition("because of: ")[2]
+            if reason:
+                return ErrorReply(reason).kind
         return ERROR_KINDS.get(code, ErrorKind.FAILED)
 
 

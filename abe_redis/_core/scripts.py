@@ -29,7 +29,7 @@ class Script:
 
 def call(script: Script, keys: tuple[str, ...], args: tuple[Arg, ...]) -> Flow[Any]:
     """Flow: run ``script`` with ``keys`` and ``args``; returns its raw reply."""
-    cmd: EvalSha | Eval = EvalSha(script.sha, keys, args)
+    cmd: EvalSha | Eval = EvalSha(script.sha, keys, args, script.source)
     resume = yield cmd
     value = cmd.parse_reply(resume.reply)
     if isinstance(value, NoScript):

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from abe_redis._core.commands import (
+    Eval,
     EvalSha,
     GroupMissing,
     Ping,
@@ -313,6 +314,39 @@ def test_a_script_refused_a_command_by_the_acl_is_access_denied() -> None:
         "script: 792c5d69, on @user_script:11."
     )
     assert eight.kind is ErrorKind.REFUSED
+
+
+def test_a_refused_command_in_a_script_is_named_from_the_scripts_line() -> None:
+    # Redis 7.0 names the line only; the source says what runs there.
+    source = "\nlocal prior = redis.call('GET', KEYS[2])\nredis.call('XINFO', 'CONSUMERS', KEYS[1])"
+    for line, named in ((2, "GET"), (3, "XINFO CONSUMERS")):
+        refused = ErrorReply(
+            "ERR The user executing the script can't run this command or subcommand "
+            f"script: 792c5d69, on @user_script:{line}."
+        )
+        with pytest.raises(AccessDenied, match=f"refused {named} in a script"):
+            EvalSha("792c5d69", ("k",), (), source).parse_reply(refused)
+        with pytest.raises(AccessDenied, match=f"refused {named} in a script"):
+            Eval(source, ("k",), ()).parse_reply(refused)
+    # A line out of range, or no source: the refusal as Redis worded it.
+    far = ErrorReply(
+        "ERR The user executing the script can't run this command or subcommand "
+        "script: 792c5d69, on @user_script:99."
+    )
+    with pytest.raises(AccessDenied, match="Redis refused EVALSHA: ERR"):
+        EvalSha("792c5d69", ("k",), (), source).parse_reply(far)
+
+
+def test_a_transaction_discarded_because_exec_was_refused_is_access_denied() -> None:
+    refused = ErrorReply(
+        "EXECABORT Transaction discarded because of: NOPERM this user has no permissions "
+        "to run the 'exec' command"
+    )
+    assert refused.kind is ErrorKind.REFUSED
+    with pytest.raises(AccessDenied, match="'exec'"):
+        XLen("s").parse_reply(refused)
+    previous = ErrorReply("EXECABORT Transaction discarded because of previous errors.")
+    assert previous.kind is ErrorKind.FAILED
 
 
 def test_a_refused_transaction_names_the_command_that_caused_it() -> None:

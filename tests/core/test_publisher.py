@@ -241,8 +241,8 @@ def test_streams_are_trimmed_safely_every_n_publishes() -> None:
     first = Player(pub.publish("e", {"a": 1}, 0.0))
     first.reply(b"1-0")
     assert first.done
+    # The trim comes first: a refusal then raises with nothing written.
     second = Player(pub.publish("e", {"a": 1}, 0.1))
-    second.reply(b"2-0")
     assert second.step == Batch((Exists("e"), XInfoGroups("e")))
     row = [b"name", b"g", b"consumers", 1, b"pending", 1, b"last-delivered-id", b"9-0"]
     second.reply([1, [row]])
@@ -250,7 +250,27 @@ def test_streams_are_trimmed_safely_every_n_publishes() -> None:
     second.reply([[1, b"4-0", b"4-0", [[b"c", b"1"]]]])
     assert second.step == XTrimMinId("e", "4-0")
     second.reply(3)
+    assert second.step == XAdd("e", DATA, nomkstream=True)
+    second.reply(b"2-0")
     assert second.result == "2-0"
+
+
+def test_a_trim_the_acl_refuses_raises_before_writing_and_stays_due() -> None:
+    pub = Publisher("reg", trim_every=1)
+    pub.registered["e"] = 0.0
+    nope = ErrorReply("NOPERM this user has no permissions to run the 'xtrim' command")
+    for now in (0.0, 0.1):  # every publish asks again: it never heals by itself
+        player = Player(pub.publish("e", {"a": 1}, now))
+        assert player.step == Batch((Exists("e"), XInfoGroups("e")))
+        player.reply([1, []])
+        assert player.step == XTrimMaxLen("e", 1_000_000)
+        with pytest.raises(AccessDenied, match=r"xtrim.*needed to trim e safely"):
+            player.reply(nope)
+    # Another failure only skips this trim: the entry is written.
+    player = Player(pub.publish("e", {"a": 1}, 0.2))
+    player.reply([1, ErrorReply("ERR no such key")])
+    assert player.step == XAdd("e", DATA, nomkstream=True)
+    assert pub.since_trim["e"] == 0
 
 
 def test_streams_without_groups_are_capped() -> None:
@@ -383,14 +403,15 @@ def test_a_fast_xadd_that_failed_is_counted_once_through_the_flow() -> None:
     assert pub.since_trim["e"] == 1
 
 
-def test_a_failed_trim_never_fails_a_written_publish() -> None:
-    pub = Publisher("reg", trim_every=1)
+def test_a_trim_cut_off_by_a_lost_connection_does_not_fail_the_publish() -> None:
+    pub = connected(Publisher("reg"))
+    pub.trim_every = 1
     pub.registered["e"] = 0.0
     player = Player(pub.publish("e", {"a": 1}, 0.0))
-    player.reply(b"1-0")  # written; the trim starts
     assert player.step == Batch((Exists("e"), XInfoGroups("e")))
-    player.reply([1, ErrorReply("NOPERM this user has no permissions to run 'xinfo'")])
-    assert player.done
+    player.throw(ConnectError("connection lost"))  # the trim is skipped
+    assert player.step == XAdd("e", DATA, nomkstream=True)
+    player.reply(b"1-0")
     assert player.result == "1-0"
 
 
