@@ -310,7 +310,12 @@ class Settings:
         None, "REDIS_PASSWORD", _string, _optional(_nonempty), "Used when the URL has no password."
     )
     ssl: bool = setting(
-        False, "REDIS_SSL", _boolean, _is_bool, "`true` makes a `redis://` URL use TLS."
+        False,
+        "REDIS_SSL",
+        _boolean,
+        _is_bool,
+        "`true` makes a `redis://` URL use TLS; with `redis+sentinel://`, to the sentinels "
+        "and the master.",
     )
     ssl_ca_certs: str | None = setting(
         None, "REDIS_SSL_CA_CERTS", *_PATH,
@@ -450,8 +455,6 @@ class Settings:
             f.metadata["check"](f.metadata["env"], getattr(self, f.name))
         if self.ssl and self.url.lower().startswith("unix://"):
             raise ConfigError("REDIS_SSL cannot be used with a unix:// REDIS_URL")
-        if self.ssl and self.sentinel is not None:
-            raise ConfigError("REDIS_SSL is not supported with redis+sentinel:// URLs yet")
         if self.streams is not None and self.registry_key in self.streams:
             raise ConfigError(
                 f"REDIS_STREAMS names {self.registry_key!r}, which is the stream registry key"

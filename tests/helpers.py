@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 import redis
 
 from abe_redis import AsyncConsumer
@@ -80,3 +84,19 @@ def reporter(capsys: Any, suite: str) -> Callable[[str], None]:
             print(f"\n  [{suite}] {line}", flush=True)
 
     return say
+
+
+def certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (``cert.pem``, ``key.pem``
+    in ``folder``); the certificate doubles as the CA that trusts it."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("the TLS tests need the openssl command to make a certificate")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key

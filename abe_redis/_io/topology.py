@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from .._core.commands import Command
 from .._core.steps import Batch
 from ..config import SentinelTarget, Settings
-from .address import Address, address
+from .address import Address, address, tls_context
 from .cluster import Cluster
 from .pool import Pool
 from .sentinel import Sentinel
@@ -52,10 +52,15 @@ def open_topology(settings: Settings, *, limit: int | None = None) -> Topology:
 def _sentinel(settings: Settings, target: SentinelTarget, limit: int) -> Sentinel:
     """The topology of a ``redis+sentinel://`` URL: its sentinels (with
     ``REDIS_SENTINEL_PASSWORD``) and how to talk to the master they name."""
+    # REDIS_SSL: TLS to the sentinels and the master alike, as Redis' own
+    # tls-replication setting has it between them.
+    tls = tls_context(settings, {}) if settings.ssl else None
     sentinels = [
         Address(
             host=host,
             port=port,
+            tls=tls,
+            tls_hostname=host if tls is not None else None,
             password=settings.sentinel_password,
             client_name=settings.client_name,
             target=f"sentinel {host}:{port}",
@@ -63,6 +68,7 @@ def _sentinel(settings: Settings, target: SentinelTarget, limit: int) -> Sentine
         for host, port in target.sentinels
     ]
     master = Address(
+        tls=tls,
         username=target.username,
         password=target.password or settings.password,
         db=target.db,

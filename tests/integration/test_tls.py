@@ -1,15 +1,12 @@
 """TLS (``rediss://``) against a real redis-server with a certificate of its own.
 
-TLS connections are redis-py's (the native connections speak plain TCP and
-unix sockets only): redis.asyncio under asyncio, worker threads under trio,
-the blocking client in SyncRedisQueue. The server also listens in plain
-text on another port, which proves a TLS URL never falls back to it.
+The connections are the one connection type, on anyio's TLS, under asyncio,
+trio and SyncRedisQueue alike. The server also listens in plain text on
+another port, which proves a TLS URL never falls back to it.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +23,7 @@ from abe_redis import (
 )
 from abe_redis.embedded import RedisServer, free_port
 
-from ..helpers import take
+from ..helpers import certificate, take
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -46,16 +43,7 @@ class TlsServer:
 def _tls_server(folder: Path, auth_clients: str) -> tuple[RedisServer, TlsServer]:
     """A redis-server with TLS on one port (a self-signed certificate, also
     the CA it trusts for client certificates) and plain text on another."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.fail("the TLS tests need the openssl command to make a certificate")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = certificate(folder)
     tls_port = free_port()
     extra = (
         "--tls-port", str(tls_port),

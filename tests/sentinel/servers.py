@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -22,17 +23,24 @@ SERVICE = "queue"
 class SentinelProcess:
     """``redis-server <conf> --sentinel`` (Debian has no redis-sentinel binary)."""
 
-    def __init__(self, master_port: int, quorum: int = 2) -> None:
+    def __init__(self, master_port: int, quorum: int = 2, tls: Tls | None = None) -> None:
         self.port = free_port()
+        self.tls_port = free_port() if tls is not None else None
         self._dir = tempfile.TemporaryDirectory(prefix="abe-redis-sentinel-")
         self.conf = Path(self._dir.name) / "sentinel.conf"
-        self.conf.write_text(
-            f"port {self.port}\nbind 127.0.0.1\ndir {self._dir.name}\n"
-            f"sentinel monitor {SERVICE} 127.0.0.1 {master_port} {quorum}\n"
-            f"sentinel down-after-milliseconds {SERVICE} 1000\n"
-            f"sentinel failover-timeout {SERVICE} 5000\n"
-            f"sentinel parallel-syncs {SERVICE} 1\n"
-        )
+        lines = [
+            f"port {self.port}",
+            "bind 127.0.0.1",
+            f"dir {self._dir.name}",
+            f"sentinel monitor {SERVICE} 127.0.0.1 {master_port} {quorum}",
+            f"sentinel down-after-milliseconds {SERVICE} 1000",
+            f"sentinel failover-timeout {SERVICE} 5000",
+            f"sentinel parallel-syncs {SERVICE} 1",
+        ]
+        if tls is not None:
+            # Clients on the TLS port; the sentinel itself speaks TLS to the servers.
+            lines += [f"tls-port {self.tls_port}", *(" ".join(o) for o in tls.options())]
+        self.conf.write_text("\n".join(lines) + "\n")
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> SentinelProcess:
@@ -61,10 +69,31 @@ class SentinelProcess:
         self._dir.cleanup()
 
 
-class SentinelSet:
-    """A primary, one replica and three sentinels watching them."""
+@dataclass(frozen=True)
+class Tls:
+    """A certificate for 127.0.0.1 that is its own CA, for servers and sentinels."""
 
-    def __init__(self) -> None:
+    cert: Path
+    key: Path
+
+    def options(self) -> list[tuple[str, str]]:
+        return [
+            ("tls-cert-file", str(self.cert)),
+            ("tls-key-file", str(self.key)),
+            ("tls-ca-cert-file", str(self.cert)),
+            ("tls-auth-clients", "no"),
+            ("tls-replication", "yes"),
+        ]
+
+
+class SentinelSet:
+    """A primary, one replica and three sentinels watching them; ``server_args``
+    go to both servers."""
+
+    def __init__(self, *server_args: str, tls: Tls | None = None) -> None:
+        self._server_args = server_args
+        self.tls = tls
+        self._tls_ports = (free_port(), free_port()) if tls is not None else None
         self._stack = ExitStack()
         self.primary: RedisServer
         self.replica: RedisServer
@@ -72,18 +101,34 @@ class SentinelSet:
 
     @property
     def url(self) -> str:
-        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        """The sentinels' URL (their TLS ports with ``tls``: clients give ``REDIS_SSL``)."""
+        hosts = ",".join(f"127.0.0.1:{s.tls_port or s.port}" for s in self.sentinels)
         return f"redis+sentinel://{hosts}/{SERVICE}"
+
+    @property
+    def replica_port(self) -> int:
+        """The replica's port as the sentinels name it (its TLS port with ``tls``)."""
+        return self._tls_ports[1] if self._tls_ports is not None else self.replica.port
+
+    def _tls_args(self, which: int) -> tuple[str, ...]:
+        if self.tls is None or self._tls_ports is None:
+            return ()
+        options = [("tls-port", str(self._tls_ports[which])), *self.tls.options()]
+        return tuple(word for name, value in options for word in (f"--{name}", value))
 
     def __enter__(self) -> SentinelSet:
         try:
-            quick = ("--repl-diskless-sync-delay", "0")  # the replica in sync at once
-            self.primary = self._stack.enter_context(RedisServer(appendonly=True, extra=quick))
-            follow = ("--replicaof", "127.0.0.1", str(self.primary.port))
+            # The replica in sync at once, and either server a primary.
+            # With TLS, both also keep a plain port, for the harness only.
+            quick = ("--repl-diskless-sync-delay", "0", *self._server_args)
+            primary = RedisServer(appendonly=True, extra=(*quick, *self._tls_args(0)))
+            self.primary = self._stack.enter_context(primary)
+            port = self._tls_ports[0] if self._tls_ports is not None else self.primary.port
+            follow = (*quick, *self._tls_args(1), "--replicaof", "127.0.0.1", str(port))
             self.replica = self._stack.enter_context(RedisServer(appendonly=True, extra=follow))
             self._wait_synced()
             for _ in range(3):
-                sentinel = SentinelProcess(self.primary.port)
+                sentinel = SentinelProcess(port, tls=self.tls)
                 self._stack.callback(sentinel.close)
                 self.sentinels.append(sentinel.start())
             self._wait_watching()
@@ -129,6 +174,11 @@ class SentinelSet:
                 return
             time.sleep(0.1)
         raise TimeoutError("the sentinels did not find each other")
+
+    def failover(self) -> None:
+        """``SENTINEL FAILOVER``: promote the replica while the primary is up."""
+        with admin(f"redis://127.0.0.1:{self.sentinels[0].port}") as client:
+            client.execute_command("SENTINEL", "FAILOVER", SERVICE)  # type: ignore[no-untyped-call]
 
     def master_port(self) -> int:
         """The port the sentinels name as the master now."""

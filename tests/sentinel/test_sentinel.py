@@ -8,16 +8,17 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
-from abe_redis import ConfigError, RedisMessageQueueBackend, Settings
+from abe_redis import ConfigError, ConnectError, RedisMessageQueueBackend, Settings
 from abe_redis._io.sentinel import Sentinel
 
-from ..helpers import clean_env, reporter, run_demo, take
-from .servers import SentinelSet
+from ..helpers import admin, certificate, clean_env, reporter, run_demo, take
+from .servers import SentinelSet, Tls
 
 pytestmark = [pytest.mark.integration, pytest.mark.topology, pytest.mark.anyio]
 Report = Callable[[str], None]
@@ -67,26 +68,51 @@ def test_sentinel_urls_are_read_and_bad_ones_named() -> None:
             Settings(url=bad)
 
 
-async def test_publishers_and_workers_follow_a_failover(
-    sentinels: SentinelSet, report: Report
-) -> None:
+def role(url: str) -> str:
+    with admin(url) as client:
+        name = client.execute_command("ROLE")[0]  # type: ignore[no-untyped-call]
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+class Outcome:
+    """What one failover run saw."""
+
+    def __init__(self) -> None:
+        self.seen: collections.Counter[str] = collections.Counter()
+        self.published: set[str] = set()
+        self.after_failover: set[str] = set()
+        self.errors: list[BaseException] = []
+        self.promoted = self.resumed = 0.0
+
+    @property
+    def lost(self) -> set[str]:
+        return self.published - set(self.seen)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(n - 1 for n in self.seen.values())
+
+
+async def fail_over_while_busy(
+    sentinels: SentinelSet, fail: Callable[[], None], retry_seconds: float = 20, **kw: Any
+) -> Outcome:
+    """Two workers consume and a publisher writes to 5 streams; ``fail()``
+    moves the master; until a primary still up became a replica, 100 events
+    went out after that, and everything published was consumed (or 30 s
+    passed)."""
     streams = [f"jobs-{i}" for i in range(5)]
-    seen: collections.Counter[str] = collections.Counter()
-    published: set[str] = set()
-    errors: list[BaseException] = []
+    out = Outcome()
     first_master = sentinels.master_port()
+    failed_over = anyio.Event()
+    stop = anyio.Event()
 
     async def worker() -> None:
         async with (
-            RedisMessageQueueBackend(fast(sentinels.url)) as backend,
+            RedisMessageQueueBackend(fast(sentinels.url, **kw)) as backend,
             backend.consume(group="g") as events,
         ):
             async for event in events:
-                seen[event["id"]] += 1
-
-    after_failover: set[str] = set()
-    failed_over = anyio.Event()
-    stop = anyio.Event()
+                out.seen[event["id"]] += 1
 
     async def publish(backend: RedisMessageQueueBackend) -> None:
         n = 0
@@ -96,55 +122,113 @@ async def test_publishers_and_workers_follow_a_failover(
                 try:
                     await backend.publish(stream, {"id": event_id})
                 except Exception as exc:
-                    errors.append(exc)
+                    out.errors.append(exc)
                 else:
-                    published.add(event_id)
+                    out.published.add(event_id)
                     if failed_over.is_set():
-                        after_failover.add(event_id)
+                        out.after_failover.add(event_id)
             n += 1
             await anyio.sleep(0.01)
 
-    publisher = RedisMessageQueueBackend(fast(sentinels.url, publish_retry_seconds=20))
+    publisher = RedisMessageQueueBackend(
+        fast(sentinels.url, publish_retry_seconds=retry_seconds, **kw)
+    )
     async with publisher, anyio.create_task_group() as tg:
         for _ in range(2):
             tg.start_soon(worker)
         tg.start_soon(publish, publisher)
         with anyio.fail_after(30):
-            while sum(seen.values()) < 200:
+            while sum(out.seen.values()) < 200:
                 await anyio.sleep(0.05)
-        assert sentinels.primary.process is not None
-        os.kill(sentinels.primary.process.pid, signal.SIGKILL)
-        killed = time.monotonic()
-        sentinels.primary.process.wait()
-        sentinels.primary.process = None
+        began = time.monotonic()
+        fail()
         with anyio.fail_after(60):
             while sentinels.master_port() == first_master:
                 await anyio.sleep(0.1)
-        promoted = time.monotonic() - killed
+        out.promoted = time.monotonic() - began
         failed_over.set()
         with anyio.fail_after(60):
-            while len(after_failover) < 100:
+            # A primary still up is a replica at the end of a failover.
+            while sentinels.primary.process is not None and role(sentinels.primary.url) != "slave":
+                await anyio.sleep(0.1)
+            out.after_failover.clear()
+            while len(out.after_failover) < 100:
                 await anyio.sleep(0.05)
-        resumed = time.monotonic() - killed
+        out.resumed = time.monotonic() - began
         stop.set()
         with anyio.move_on_after(30):
-            while set(published) - set(seen):
+            while out.lost:
                 await anyio.sleep(0.05)
         tg.cancel_scope.cancel()
     topology = publisher._wire.topology if publisher._wire is not None else None
     assert isinstance(topology, Sentinel)
     assert topology.master is not None
-    assert topology.master.port == sentinels.replica.port  # it followed the failover
-    lost = published - set(seen)
-    duplicates = sum(n - 1 for n in seen.values())
+    assert topology.master.port == sentinels.replica_port  # it followed the failover
+    return out
+
+
+async def test_publishers_and_workers_follow_a_failover(
+    sentinels: SentinelSet, report: Report
+) -> None:
+    out = await fail_over_while_busy(sentinels, lambda: kill_primary(sentinels))
     report(
-        f"primary killed: replica promoted after {promoted:.1f} s, publishing resumed "
-        f"{resumed:.1f} s after the kill; {len(published)} published, {len(errors)} raised, "
-        f"{len(lost)} lost (acknowledged by the old primary, not yet replicated), "
-        f"{duplicates} duplicates"
+        f"primary killed: replica promoted after {out.promoted:.1f} s, publishing resumed "
+        f"{out.resumed:.1f} s after the kill; {len(out.published)} published, "
+        f"{len(out.errors)} raised, {len(out.lost)} lost (acknowledged by the old primary, "
+        f"not yet replicated), {out.duplicates} duplicates"
     )
-    assert not (after_failover - set(seen))  # everything since the failover arrived
-    assert not errors
+    assert not (out.after_failover - set(out.seen))  # everything since the failover arrived
+    assert not out.errors
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_planned_failover_loses_nothing_with_min_replicas_to_write(
+    report: Report,
+) -> None:
+    # SENTINEL FAILOVER leaves the old primary up; with min-replicas-to-write
+    # it refuses writes (NOREPLICAS) once its replica is gone, and the
+    # publisher retries them on the new primary.
+    with SentinelSet("--min-replicas-to-write", "1", "--min-replicas-max-lag", "2") as sentinels:
+        out = await fail_over_while_busy(sentinels, sentinels.failover, retry_seconds=40)
+    report(
+        f"SENTINEL FAILOVER with min-replicas-to-write 1: promoted after {out.promoted:.1f} s, "
+        f"publishing resumed {out.resumed:.1f} s after; {len(out.published)} published, "
+        f"{len(out.errors)} raised, {len(out.lost)} lost, {out.duplicates} duplicates"
+    )
+    assert not out.lost
+    assert not out.errors
+
+
+def kill_primary(sentinels: SentinelSet) -> None:
+    assert sentinels.primary.process is not None
+    os.kill(sentinels.primary.process.pid, signal.SIGKILL)
+    sentinels.primary.process.wait()
+    sentinels.primary.process = None
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_tls_to_the_sentinels_and_the_master_across_a_failover(
+    tmp_path: Path, report: Report
+) -> None:
+    # TLS only where clients go (the servers' plain ports are the harness's).
+    cert, key = certificate(tmp_path)
+    with SentinelSet(tls=Tls(cert, key)) as sentinels:
+        tls: dict[str, Any] = {"ssl": True, "ssl_ca_certs": str(cert)}
+        async with RedisMessageQueueBackend(fast(sentinels.url, **tls)) as backend:
+            await backend.publish("s", {"n": 1})
+            async with backend.consume(group="g") as events:
+                assert await take(events, 1) == [{"n": 1}]
+        out = await fail_over_while_busy(sentinels, lambda: kill_primary(sentinels), **tls)
+        untrusted = Settings(url=sentinels.url, ssl=True, socket_timeout=2)
+        async with RedisMessageQueueBackend(untrusted) as backend:
+            with pytest.raises(ConnectError, match="certificate"):
+                await backend.publish("s", {"n": 2})
+    report(
+        f"over TLS, primary killed: resumed {out.resumed:.1f} s after; "
+        f"{len(out.published)} published, {len(out.lost)} lost, {out.duplicates} duplicates"
+    )
+    assert not (out.after_failover - set(out.seen))
+    assert not out.errors
 
 
 async def test_the_master_is_found_and_checked(sentinels: SentinelSet) -> None:
