@@ -88,15 +88,23 @@ class _Consumer:
             cfg = self._core.config
             self._leases.update(id(self), cfg.group, cfg.consumer, self._core.ledger.held)
 
-    async def _next(self) -> Delivery:
+    def _buffered(self) -> Delivery | None:
+        """The next buffered delivery if the flow need not run for it, else None.
+
+        The flow is parked at its last delivery: take the next buffered one
+        without resuming it (no generator or driver round per message). A
+        plain call, so that a payload from the buffer costs no coroutine.
+        None once the consumer is closed, among other cases.
+        """
         driver = self._driver
         if driver.started and driver.pending is None and not driver.finished:
-            # The flow is parked at its last delivery: take the next buffered
-            # one without resuming it (no generator or driver round per message).
-            # None once the consumer is closed, among other cases.
-            delivery = self._core.hand_out_buffered(time.monotonic())
-            if delivery is not None:
-                return delivery
+            return self._core.hand_out_buffered(time.monotonic())
+        return None
+
+    async def _next(self) -> Delivery:
+        delivery = self._buffered()
+        if delivery is not None:
+            return delivery
         if self.closed:
             raise StopAsyncIteration
         if self._leases is not None and self._leases.refused is not None:
@@ -104,6 +112,7 @@ class _Consumer:
             # consumer would take it mid-handler. It never heals by itself.
             await self._close(processed=False)
             raise self._leases.refused
+        driver = self._driver
         try:
             step = await driver.advance()
         except BaseException:
@@ -173,7 +182,8 @@ class AsyncConsumer(_Consumer):
         return self
 
     async def __anext__(self) -> dict[str, Any]:
-        return (await self._next()).payload
+        delivery = self._buffered() or await self._next()
+        return delivery.payload
 
     async def next_delivery(self) -> Delivery:
         """The next delivery: payload with its stream, entry id and delivery count.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PayloadError
-from .entries import Delivery, StreamEntry
+from .entries import Delivery, StreamEntry, new_delivery
 
 FIELD = b"data"
 MAX_DEPTH = 64
@@ -161,4 +161,4 @@ def decode_entry(
         return Undecodable(entry, "'data' nests too deeply to decode")
     if type(payload) is not dict:
         return Undecodable(entry, f"'data' holds a JSON {type(payload).__name__}, not an object")
-    return Delivery(entry.stream, entry.id, payload, deliveries)
+    return new_delivery(entry.stream, entry.id, payload, deliveries)

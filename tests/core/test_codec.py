@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 from typing import Any
@@ -12,7 +13,7 @@ from abe_redis._core.codec import (
     decode_entry,
     encode_payload,
 )
-from abe_redis._core.entries import Delivery, StreamEntry
+from abe_redis._core.entries import Delivery, StreamEntry, new_delivery
 from abe_redis._core.keys import is_internal, validate_key
 from abe_redis.errors import PayloadError, StreamKeyError
 
@@ -127,3 +128,12 @@ def test_encoding_matches_the_standard_librarys_compact_form() -> None:
     assert name == b"data"
     expected = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     assert data == expected.encode()
+
+
+def test_the_fast_delivery_constructor_makes_the_same_frozen_value() -> None:
+    fast = new_delivery("s", "1-0", {"a": 1}, 2)
+    assert fast == Delivery("s", "1-0", {"a": 1}, 2)
+    assert type(fast) is Delivery
+    assert (fast.stream, fast.id, fast.payload, fast.deliveries) == ("s", "1-0", {"a": 1}, 2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.id = "2-0"  # type: ignore[misc]
