@@ -16,6 +16,7 @@ from ._core.consumer import ConsumerStats
 from ._core.deadletters import ReplayResult
 from ._core.entries import DeadLetter, Delivery, GroupInfo, PendingEntry, PendingSummary
 from ._core.policy import GroupPolicy
+from ._core.status import ConsumerStatus, GroupStatus, QueueStatus, ServerStatus, StreamStatus
 from ._sync.backend import SyncConsumer, SyncDeliveries, SyncDelivery, SyncRedisQueue
 from .config import Settings
 from .errors import (
@@ -42,6 +43,11 @@ from .errors import (
 __version__ = "0.2.0"
 
 __all__ = [
+    "StreamStatus",
+    "ServerStatus",
+    "QueueStatus",
+    "GroupStatus",
+    "ConsumerStatus",
     "AbeRedisError",
     "AccessDenied",
     "AsyncConsumer",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import socket
@@ -19,7 +20,9 @@ from .._core.commands import (
     Command,
     Delete,
     Ping,
+    SMembers,
     SRem,
+    XInfoConsumers,
     XLen,
     XPendingRange,
     XPendingSummary,
@@ -33,18 +36,21 @@ from .._core.deadletters import (
     replay_dead_letters,
 )
 from .._core.entries import DeadLetter, GroupInfo, PendingEntry, PendingSummary
-from .._core.keys import validate_key
+from .._core.keys import is_internal, validate_key
 from .._core.policy import RedeliveryPolicy
 from .._core.publisher import Publisher
+from .._core.replies import text
 from .._core.retry import Backoff, Outage
+from .._core.scripts import DELETE_STALE_CONSUMERS, call
+from .._core.status import QueueStatus, queue_status
 from .._core.steps import Batch, Flow, once, run_batch
 from .._core.trimming import group_infos, safe_trim
 from .._io.coalescer import Coalescer
 from .._io.driver import run_flow
 from .._io.executor import Executor, Wire
-from .._io.topology import open_topology
+from .._io.topology import open_topology, topology_kind
 from ..config import Settings
-from ..errors import BackendClosed, OutOfMemory, TransportError
+from ..errors import BackendClosed, OutOfMemory, TransportError, ValidationError
 from ..fastjson import loads_for
 from .consumer import AsyncConsumer, AsyncDeliveries, _Consumer
 from .leases import LeaseKeeper
@@ -312,6 +318,47 @@ class RedisMessageQueueBackend:
             run_batch(Batch((Delete(key), SRem(self.settings.registry_key, key))))
         )
         return bool(removed)
+
+    async def streams(self) -> tuple[str, ...]:
+        """The streams consumers read: ``REDIS_STREAMS``, or the registry's
+        (without the probe streams such as ``_health_check``), sorted."""
+        if self.settings.streams is not None:
+            return tuple(self.settings.streams)
+        members = await self._run(SMembers(self.settings.registry_key))
+        return tuple(sorted(m for m in members if not is_internal(m)))
+
+    async def status(self, streams: Sequence[str] | None = None) -> QueueStatus:
+        """Length, lag, pending, consumers and dead letters of each stream and group.
+
+        ``streams`` defaults to :meth:`streams`. Three round trips however
+        many streams (see :mod:`abe_redis._core.status` for the bounds);
+        cheap enough to call every few seconds.
+        """
+        names = await self.streams() if streams is None else tuple(streams)
+        for name in names:
+            validate_key(name, reserved=self.settings.registry_key)
+        found = await self._flow(queue_status(names))
+        # Known once the first round trip is done (a cluster is told at connect).
+        server = dataclasses.replace(found.server, topology=topology_kind(self._open().topology))
+        return dataclasses.replace(found, server=server)
+
+    async def remove_idle_consumers(
+        self, key: str, idle_ms: int, group: str | None = None, *, dry_run: bool = False
+    ) -> tuple[str, ...]:
+        """Delete the consumers of ``group`` on ``key`` idle at least ``idle_ms``
+        that hold nothing pending; returns their names (``dry_run``: only names them).
+
+        A consumer holding pending entries is never deleted (that would
+        drop them). The check and the delete are one script on the server.
+        """
+        group = group or self.settings.consumer_group
+        if idle_ms < 1:
+            raise ValidationError(f"idle_ms must be at least 1, got {idle_ms}")
+        if dry_run:
+            rows = await self._run(XInfoConsumers(key, group))
+            return tuple(c.name for c in rows if c.pending == 0 and c.idle_ms >= idle_ms)
+        gone = await self._flow(call(DELETE_STALE_CONSUMERS, (key,), (group, "", idle_ms)))
+        return tuple(text(name) for name in gone or ())
 
     # -- dead letters ------------------------------------------------------
 

@@ -141,3 +141,12 @@ class SingleNode:
     async def aclose(self) -> None:
         """Close every connection."""
         await self.pool.aclose()
+
+
+def topology_kind(topology: Topology) -> str:
+    """``single``, ``cluster`` or ``sentinel``: what the settings led to."""
+    if isinstance(topology, Sentinel):
+        return "sentinel"
+    if isinstance(topology, Cluster) and not topology.single:
+        return "cluster"
+    return "single"

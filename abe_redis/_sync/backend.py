@@ -37,6 +37,7 @@ from .._async.consumer import (
 from .._core.consumer import ConsumerStats
 from .._core.deadletters import ReplayResult
 from .._core.entries import DeadLetter, Delivery, GroupInfo, PendingEntry, PendingSummary
+from .._core.status import QueueStatus
 from ..config import Settings
 from ..errors import BackendClosed
 from .portal import Portal
@@ -433,6 +434,22 @@ class SyncRedisQueue:
     def purge_dead_letters(self, key: str, ids: Sequence[str] | None = None) -> int:
         """Delete dead letters (all, or ``ids``); returns how many went."""
         return self._await(self._backend.purge_dead_letters, key, ids)
+
+    def streams(self) -> tuple[str, ...]:
+        """The streams consumers read: ``REDIS_STREAMS``, or the registry's, sorted."""
+        return self._await(self._backend.streams)
+
+    def status(self, streams: Sequence[str] | None = None) -> QueueStatus:
+        """Length, lag, pending, consumers and dead letters of each stream and group."""
+        return self._await(self._backend.status, streams)
+
+    def remove_idle_consumers(
+        self, key: str, idle_ms: int, group: str | None = None, *, dry_run: bool = False
+    ) -> tuple[str, ...]:
+        """Delete the consumers idle at least ``idle_ms`` that hold nothing; their names."""
+        return self._await(
+            self._backend.remove_idle_consumers, key, idle_ms, group, dry_run=dry_run
+        )
 
     def delete_stream(self, key: str) -> bool:
         """Delete stream ``key`` with its groups and entries, and unregister it (drops data)."""

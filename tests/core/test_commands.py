@@ -37,6 +37,7 @@ from abe_redis._core.entries import (
     StreamEntry,
 )
 from abe_redis._core.replies import ErrorKind, ErrorReply, integer
+from abe_redis._core.status import ServerInfo, ServerTime
 from abe_redis._core.steps import NOT_RUN, Batch, Race
 from abe_redis.errors import (
     AccessDenied,
@@ -355,3 +356,12 @@ def test_a_refused_transaction_names_the_command_that_caused_it() -> None:
     nope = ErrorReply("NOPERM this user has no permissions to run the 'xack' command")
     with pytest.raises(AccessDenied, match=r"XACK.*'xack'"):
         batch.parse_reply([abort, nope])
+
+
+def test_server_info_and_time_are_read_for_the_status() -> None:
+    assert ServerInfo().parse_reply(b"# Server\r\nredis_version:7.0.15\r\n") == "Redis 7.0.15"
+    valkey = b"# Server\r\nredis_version:7.2.4\r\nvalkey_version:9.1.2\r\n"
+    assert ServerInfo().parse_reply(valkey) == "Valkey 9.1.2"
+    assert ServerTime().parse_reply([b"1700000000", b"123456"]) == 1_700_000_000_123
+    with pytest.raises(RemoteProtocolError):
+        ServerTime().parse_reply([b"1"])

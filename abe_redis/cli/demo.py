@@ -1,4 +1,4 @@
-"""Command line: ``python -m abe_redis demo`` (also installed as ``abe-redis``).
+"""``abe-redis demo``: the main job, on an embedded server when none is configured.
 
 The demo publishes a burst of Slack-like events, then consumes them with
 several workers of one consumer group through the same entry point the
@@ -9,10 +9,8 @@ in process), so it runs on a fresh machine.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,11 +18,10 @@ from typing import Any
 
 import anyio
 
-from . import __version__
-from ._async.backend import RedisMessageQueueBackend
-from .config import redact_url
-from .embedded import RedisServer, fake_server, redis_server_binary
-from .errors import AbeRedisError
+from .. import __version__
+from .._async.backend import RedisMessageQueueBackend
+from ..config import redact_url
+from ..embedded import RedisServer, fake_server, redis_server_binary
 
 DEMO_STREAM = "abe_redis_demo:slack_events"
 DEMO_REGISTRY = "abe_redis_demo:streams"
@@ -83,7 +80,7 @@ def load_through_entry_point() -> tuple[RedisMessageQueueBackend, str]:
     try:
         from abe.backends.message_queue.loader import load_backend
     except ImportError:
-        from .plugin import load_backend as ours
+        from ..plugin import load_backend as ours
 
         return ours(), (
             "abstract-backend is not installed here (it needs Python 3.12+); "
@@ -152,29 +149,11 @@ async def run_demo(url: str, events: int, workers: int) -> int:
     return 0 if missing == 0 and pending == 0 else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="abe-redis", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", action="version", version=f"abe-redis {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="publish and consume a burst of Slack-like events")
-    demo.add_argument("--events", type=int, default=5000, help="how many events (default 5000)")
-    demo.add_argument("--workers", type=int, default=2, help="consumers in the group (default 2)")
-    demo.add_argument(
-        "--loop",
-        choices=("asyncio", "trio"),
-        default="asyncio",
-        help="event loop (default asyncio)",
-    )
-    args = parser.parse_args(argv)
-    if args.events < 1 or args.workers < 1:
-        parser.error("--events and --workers must be at least 1")
-    print(f"abe-redis {__version__} demo on {args.loop}")
-    try:
-        with demo_target(os.environ.get("REDIS_URL")) as (url, what):
-            print(f"  redis:     {what}")
-            code: int = anyio.run(run_demo, url, args.events, args.workers, backend=args.loop)
-    except AbeRedisError as exc:
-        print(f"demo failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+def demo(events: int, workers: int, loop: str) -> int:
+    """Run the demo; the process exit code."""
+    print(f"abe-redis {__version__} demo on {loop}")
+    with demo_target(os.environ.get("REDIS_URL")) as (url, what):
+        print(f"  redis:     {what}")
+        code: int = anyio.run(run_demo, url, events, workers, backend=loop)
     print("  result:    " + ("ok" if code == 0 else "FAILED"))
     return code

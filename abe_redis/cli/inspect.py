@@ -1,0 +1,175 @@
+"""``status``, ``pending``, ``health`` and ``consumers prune``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from .._core.status import GroupStatus, QueueStatus, StreamStatus
+from .._sync.backend import SyncRedisQueue
+from .output import EXIT_ERROR, EXIT_FAILED, EXIT_OK, confirmed, console, duration, plain, when
+
+
+def status_view(found: QueueStatus, target: str) -> Group:
+    """The status as a heading and one table row per stream and group."""
+    server = found.server
+    heading = Text(
+        f"{server.version} ({server.role}, {server.topology}) at {target}, {when(found.time_ms)}",
+        style="bold",
+    )
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name, right in [
+        ("stream", False), ("group", False), ("length", True), ("lag", True),
+        ("pending", True), ("oldest pending", True), ("consumers", True),
+        ("dead letters", True), ("oldest dead letter", True),
+    ]:  # fmt: skip
+        table.add_column(name, justify="right" if right else "left", no_wrap=True)
+    for stream in found.streams:
+        rows: list[GroupStatus | None] = list(stream.groups) or [None]
+        for group in rows:
+            table.add_row(*_status_row(stream, group))
+    if not found.streams:
+        table.add_row("(no streams registered yet)", *[""] * 8)
+    return Group(heading, table)
+
+
+def _status_row(stream: StreamStatus, group: GroupStatus | None) -> list[str]:
+    dead = [str(stream.dead_letters), duration(stream.oldest_dead_letter_age_ms)]
+    length = str(stream.length) if stream.exists else "(missing)"
+    if group is None:
+        return [stream.name, "-", length, "-", "-", "-", "-", *dead]
+    lag = f"{group.lag}" if group.lag_exact else f"≥{group.lag}"
+    alive = sum(1 for c in group.consumers if c.idle_ms < 60_000)
+    return [
+        stream.name,
+        group.name,
+        length,
+        lag,
+        str(group.pending),
+        duration(group.oldest_pending_age_ms),
+        f"{len(group.consumers)} ({alive} active)",
+        *dead,
+    ]
+
+
+def status(queue: SyncRedisQueue, args: argparse.Namespace) -> int:
+    streams = args.stream or None
+    if args.json:
+        found = queue.status(streams)
+        print(json.dumps({"url": queue.settings.redacted_url, **plain(found)}, indent=2))
+        return EXIT_OK
+    out = console()
+    target = queue.settings.redacted_url
+    if args.watch is None:
+        out.print(status_view(queue.status(streams), target))
+        return EXIT_OK
+    with Live(console=out, auto_refresh=False, transient=False) as live:
+        try:
+            while True:
+                live.update(status_view(queue.status(streams), target), refresh=True)
+                time.sleep(args.watch)
+        except KeyboardInterrupt:
+            pass
+    return EXIT_OK
+
+
+def pending(queue: SyncRedisQueue, args: argparse.Namespace) -> int:
+    streams = args.stream or list(queue.streams())
+    out = console()
+    now_ms = queue.status(()).time_ms
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("stream", "group", "entry", "consumer", "idle", "age", "deliveries"):
+        table.add_column(name, no_wrap=True)
+    rows = 0
+    for stream in streams:
+        groups = [g.name for g in queue.groups(stream)]
+        for group in [args.group] if args.group else groups:
+            for entry in queue.pending_entries(stream, group, count=args.count):
+                published = int(entry.id.split("-")[0])
+                table.add_row(
+                    stream,
+                    group,
+                    entry.id,
+                    entry.consumer,
+                    duration(entry.idle_ms),
+                    duration(max(0, now_ms - published)),
+                    str(entry.deliveries),
+                )
+                rows += 1
+    if rows:
+        out.print(table)
+    else:
+        out.print("nothing pending")
+    return EXIT_OK
+
+
+def health(queue: SyncRedisQueue, args: argparse.Namespace) -> int:
+    """One line; exit 0 healthy, 1 a threshold crossed (2, unreachable, is the caller's)."""
+    found = queue.status(args.stream or None)
+    problems = []
+    worst_lag: tuple[int, str] = (0, "")
+    worst_age: tuple[int, str] = (0, "")
+    dead = 0
+    for stream in found.streams:
+        dead += stream.dead_letters
+        if args.max_dlq is not None and stream.dead_letters > args.max_dlq:
+            problems.append(f"{stream.dead_letters} dead letters > {args.max_dlq} on {stream.name}")
+        for group in stream.groups:
+            where = f"{stream.name}/{group.name}"
+            worst_lag = max(worst_lag, (group.lag, where))
+            age = group.oldest_pending_age_ms or 0
+            worst_age = max(worst_age, (age, where))
+            if args.max_lag is not None and group.lag > args.max_lag:
+                problems.append(f"lag {group.lag} > {args.max_lag} on {where}")
+            limit = args.max_pending_age
+            if limit is not None and age > limit * 1000:
+                problems.append(
+                    f"oldest pending {duration(age)} > {duration(limit * 1000)} on {where}"
+                )
+    groups = sum(len(s.groups) for s in found.streams)
+    summary = (
+        f"{len(found.streams)} streams, {groups} groups; max lag {worst_lag[0]}"
+        + (f" ({worst_lag[1]})" if worst_lag[1] else "")
+        + (f", oldest pending {duration(worst_age[0])} ({worst_age[1]})" if worst_age[0] else "")
+        + f", dead letters {dead}"
+    )
+    if problems:
+        print(f"UNHEALTHY: {'; '.join(problems)} ({summary})")
+        return EXIT_FAILED
+    print(f"OK: {summary}")
+    return EXIT_OK
+
+
+def prune(queue: SyncRedisQueue, args: argparse.Namespace, out: Console) -> int:
+    idle_ms = int(args.idle * 1000)
+    streams = args.stream or list(queue.streams())
+    plan: list[tuple[str, str, tuple[str, ...]]] = []
+    for stream in streams:
+        groups = [g.name for g in queue.groups(stream)]
+        for group in [args.group] if args.group else groups:
+            names = queue.remove_idle_consumers(stream, idle_ms, group, dry_run=True)
+            if names:
+                plan.append((stream, group, names))
+    total = sum(len(names) for _, _, names in plan)
+    for stream, group, names in plan:
+        out.print(f"{stream}/{group}: {', '.join(names)}")
+    if not total:
+        out.print(f"no consumer idle for {duration(idle_ms)} with nothing pending")
+        return EXIT_OK
+    if args.dry_run:
+        out.print(f"dry run: {total} consumers would be deleted")
+        return EXIT_OK
+    if not confirmed(args, f"Delete these {total} consumers?", out):
+        return EXIT_ERROR
+    gone = 0
+    for stream, group, _ in plan:
+        # The script checks again: one that read or took an entry since stays.
+        gone += len(queue.remove_idle_consumers(stream, idle_ms, group))
+    out.print(f"deleted {gone} consumers (idle, nothing pending)")
+    return EXIT_OK
