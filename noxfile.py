@@ -168,6 +168,13 @@ def profile_latency(session: nox.Session) -> None:
     session.run("python", "benchmarks/profile_latency.py", *session.posargs)
 
 
+@nox.session(python=LOADER_PYTHON, name="cli-output")
+def cli_output(session: nox.Session) -> None:
+    """Rewrite docs/cli/ (the Operations page's real output) from a throwaway server."""
+    install(session)
+    session.run("python", "benchmarks/cli_output.py", *session.posargs)
+
+
 @nox.session(python=LOADER_PYTHON, name="settings-table")
 def settings_table(session: nox.Session) -> None:
     """Rewrite the settings tables of the README and the docs from abe_redis/config.py."""

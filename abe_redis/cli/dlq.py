@@ -17,7 +17,7 @@ from rich.table import Table
 
 from .._core.entries import DeadLetter
 from .._sync.backend import SyncRedisQueue
-from .output import EXIT_ERROR, EXIT_OK, confirmed, plain, time_bound, when
+from .output import EXIT_ERROR, EXIT_OK, confirmed, plain, plural, time_bound, when
 
 PAGE = 500
 CHUNK = 100
@@ -119,12 +119,13 @@ def act(queue: SyncRedisQueue, args: argparse.Namespace, out: Console, *, replay
     if not chosen:
         out.print("no dead letters match")
         return EXIT_OK
-    out.print(f"{len(chosen)} dead letters of {', '.join(streams)} match")
+    out.print(f"{plural(len(chosen), 'dead letter')} of {', '.join(streams)} match")
     if args.dry_run:
         out.print(f"dry run: {len(chosen)} would be {done_verb}; nothing changed")
         return EXIT_OK
     what = "re-published to their streams" if replay else "deleted for good"
-    if not confirmed(args, f"{verb.capitalize()} {len(chosen)} dead letters ({what})?", out):
+    question = f"{verb.capitalize()} {plural(len(chosen), 'dead letter')} ({what})?"
+    if not confirmed(args, question, out):
         return EXIT_ERROR
     done = skipped = 0
     columns = (TextColumn(doing), BarColumn(), MofNCompleteColumn())
@@ -146,5 +147,5 @@ def act(queue: SyncRedisQueue, args: argparse.Namespace, out: Console, *, replay
         out.print(f"interrupted: {done} {done_verb}, the rest untouched (each record moves whole)")
         return 130
     note = f", {skipped} skipped (not written by abe-redis: left in place)" if skipped else ""
-    out.print(f"{done} dead letters {done_verb}{note}")
+    out.print(f"{plural(done, 'dead letter')} {done_verb}{note}")
     return EXIT_OK

@@ -13,7 +13,17 @@ from rich.text import Text
 
 from .._core.status import GroupStatus, QueueStatus, StreamStatus
 from .._sync.backend import SyncRedisQueue
-from .output import EXIT_ERROR, EXIT_FAILED, EXIT_OK, confirmed, console, duration, plain, when
+from .output import (
+    EXIT_ERROR,
+    EXIT_FAILED,
+    EXIT_OK,
+    confirmed,
+    console,
+    duration,
+    plain,
+    plural,
+    when,
+)
 
 
 def status_view(found: QueueStatus, target: str) -> Group:
@@ -134,7 +144,8 @@ def health(queue: SyncRedisQueue, args: argparse.Namespace) -> int:
                 )
     groups = sum(len(s.groups) for s in found.streams)
     summary = (
-        f"{len(found.streams)} streams, {groups} groups; max lag {worst_lag[0]}"
+        f"{plural(len(found.streams), 'stream')}, {plural(groups, 'group')}; "
+        f"max lag {worst_lag[0]}"
         + (f" ({worst_lag[1]})" if worst_lag[1] else "")
         + (f", oldest pending {duration(worst_age[0])} ({worst_age[1]})" if worst_age[0] else "")
         + f", dead letters {dead}"
@@ -163,13 +174,13 @@ def prune(queue: SyncRedisQueue, args: argparse.Namespace, out: Console) -> int:
         out.print(f"no consumer idle for {duration(idle_ms)} with nothing pending")
         return EXIT_OK
     if args.dry_run:
-        out.print(f"dry run: {total} consumers would be deleted")
+        out.print(f"dry run: {plural(total, 'consumer')} would be deleted")
         return EXIT_OK
-    if not confirmed(args, f"Delete these {total} consumers?", out):
+    if not confirmed(args, f"Delete {plural(total, 'consumer')}?", out):
         return EXIT_ERROR
     gone = 0
     for stream, group, _ in plan:
         # The script checks again: one that read or took an entry since stays.
         gone += len(queue.remove_idle_consumers(stream, idle_ms, group))
-    out.print(f"deleted {gone} consumers (idle, nothing pending)")
+    out.print(f"deleted {plural(gone, 'consumer')} (idle, nothing pending)")
     return EXIT_OK

@@ -121,3 +121,8 @@ def confirmed(args: Any, question: str, out: Console) -> bool:
         return False
     answer = out.input(f"{question} [y/N] ")
     return answer.strip().lower() in ("y", "yes")
+
+
+def plural(n: int, word: str) -> str:
+    """``1 group``, ``2 groups``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -216,12 +216,12 @@ def test_dlq_replay_asks_first_then_moves_each_record_once(queue: str) -> None:
     done = cli(queue, "dlq", "replay", "--yes", "--id", json.loads(
         cli(queue, "dlq", "list", "--json").stdout)[0]["id"])  # fmt: skip
     assert done.returncode == 0
-    assert "1 dead letters replayed" in done.stdout
+    assert "1 dead letter replayed" in done.stdout
     assert dead(queue) == 1
     with admin(queue) as client:
         assert client.xlen("jobs") == 11  # the replayed one is a new entry
     purged = cli(queue, "dlq", "purge", "--yes")
-    assert "1 dead letters purged" in purged.stdout
+    assert "1 dead letter purged" in purged.stdout
     assert dead(queue) == 0
 
 
