@@ -14,9 +14,16 @@ from ._async.backend import RedisMessageQueueBackend
 from ._async.consumer import AsyncConsumer, AsyncDeliveries, AsyncDelivery
 from ._core.consumer import ConsumerStats
 from ._core.deadletters import ReplayResult
-from ._core.entries import DeadLetter, Delivery, GroupInfo, PendingEntry, PendingSummary
+from ._core.entries import (
+    ConsumerInfo,
+    DeadLetter,
+    Delivery,
+    GroupInfo,
+    PendingEntry,
+    PendingSummary,
+)
 from ._core.policy import GroupPolicy
-from ._core.status import ConsumerStatus, GroupStatus, QueueStatus, ServerStatus, StreamStatus
+from ._core.status import GroupStatus, QueueStatus, ServerStatus, StreamStatus
 from ._sync.backend import SyncConsumer, SyncDeliveries, SyncDelivery, SyncRedisQueue
 from .config import Settings
 from .errors import (
@@ -47,7 +54,7 @@ __all__ = [
     "ServerStatus",
     "QueueStatus",
     "GroupStatus",
-    "ConsumerStatus",
+    "ConsumerInfo",
     "AbeRedisError",
     "AccessDenied",
     "AsyncConsumer",

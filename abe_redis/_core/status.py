@@ -47,15 +47,6 @@ LAG_SCAN = 1000
 
 
 @dataclass(frozen=True, slots=True)
-class ConsumerStatus:
-    """One consumer of a group: entries it holds, and ms since it last read."""
-
-    name: str
-    pending: int
-    idle_ms: int
-
-
-@dataclass(frozen=True, slots=True)
 class GroupStatus:
     """One consumer group of a stream.
 
@@ -63,7 +54,8 @@ class GroupStatus:
     the stream has none to compare: never for a live group). ``oldest_pending_age_ms``:
     how long ago the oldest pending entry was published; ``oldest_pending_idle_ms``:
     how long since it was last delivered. ``deliveries``: (delivery count,
-    entries) for the pending entries read (``sampled``: not all were).
+    entries) for the pending entries read (``sampled``: not all were);
+    ``consumers``: each one's pending entries and ms since it last read.
     """
 
     name: str
@@ -75,7 +67,7 @@ class GroupStatus:
     oldest_pending_idle_ms: int | None
     deliveries: tuple[tuple[int, int], ...]
     sampled: bool
-    consumers: tuple[ConsumerStatus, ...]
+    consumers: tuple[ConsumerInfo, ...]
     last_delivered_id: str
 
 
@@ -232,6 +224,6 @@ def _group_status(
         oldest_pending_idle_ms=None if oldest is None else oldest.idle_ms,
         deliveries=tuple(sorted(counts.items())),
         sampled=group.pending > len(pending),
-        consumers=tuple(ConsumerStatus(c.name, c.pending, c.idle_ms) for c in consumers),
+        consumers=consumers,
         last_delivered_id=group.last_delivered_id,
     )
