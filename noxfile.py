@@ -127,7 +127,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python=LOADER_PYTHON)
 def docs(session: nox.Session) -> None:
     """Build the documentation site with --strict."""
-    session.install("mkdocs-material>=9")
+    session.install("mkdocs-material>=9", "mkdocstrings[python]>=0.26")
     session.run(
         "mkdocs", "build", "--strict", "--site-dir", str(Path(session.create_tmp()) / "site")
     )
