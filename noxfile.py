@@ -46,10 +46,15 @@ def install(session: nox.Session, *extras: str, tools: tuple[str, ...] = ()) -> 
     session.install("-e", spec, *tools)
 
 
+# The SDK's in-memory reader and exporter check the telemetry (the otel
+# extra needs only the API; the SDK follows the API's version).
+TEST_TOOLS = ("pytest>=8", "opentelemetry-sdk")
+
+
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Unit, facade, plugin and integration tests against real redis-servers."""
-    install(session, "trio", "fakeredis", "orjson", tools=("pytest>=8",))
+    install(session, "trio", "fakeredis", "orjson", "otel", tools=TEST_TOOLS)
     session.run("pytest", *_fault_suite_on_newest(session), *session.posargs)
 
 
@@ -85,7 +90,7 @@ def tests_lowest(session: nox.Session) -> None:
     pins = {name: _version(version) for name, version in (line.split("==") for line in lines)}
     if pins != declared_floors():
         session.error(f"{LOWEST} does not match the floors in pyproject.toml: {declared_floors()}")
-    install(session, "trio", "fakeredis", "orjson", tools=("pytest>=8", "-c", str(LOWEST)))
+    install(session, "trio", "fakeredis", "orjson", "otel", tools=(*TEST_TOOLS, "-c", str(LOWEST)))
     # The fault and topology suites measure the servers and our flows, not
     # the floors: they run in tests-3.13 and on every engine.
     session.run("pytest", "-m", "not faults and not topology", *session.posargs)
@@ -94,7 +99,7 @@ def tests_lowest(session: nox.Session) -> None:
 @nox.session(python=LOADER_PYTHON)
 def integration(session: nox.Session) -> None:
     """Only the tests that need a real redis-server."""
-    install(session, "trio", "fakeredis", "orjson", tools=("pytest>=8",))
+    install(session, "trio", "fakeredis", "orjson", "otel", tools=TEST_TOOLS)
     session.run("pytest", "-m", "integration", *session.posargs)
 
 
@@ -104,7 +109,7 @@ def engines(session: nox.Session, engine: str) -> None:
     """The integration and fault tests against another server engine."""
     binary = session.run("bash", ".ci/engines.sh", ENGINES[engine], external=True, silent=True)
     assert isinstance(binary, str)
-    install(session, "trio", "fakeredis", "orjson", tools=("pytest>=8",))
+    install(session, "trio", "fakeredis", "orjson", "otel", tools=TEST_TOOLS)
     env = {"ABE_REDIS_SERVER": binary.strip().splitlines()[-1]}
     session.run("pytest", "-m", "integration", *session.posargs, env=env)
 
@@ -120,7 +125,8 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=LOADER_PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package and the tests."""
-    install(session, "trio", "fakeredis", "orjson", tools=("mypy>=1.10", "pytest>=8", "nox"))
+    tools = (*TEST_TOOLS, "mypy>=1.10", "nox")
+    install(session, "trio", "fakeredis", "orjson", "otel", tools=tools)
     session.run("mypy")
 
 

@@ -449,6 +449,11 @@ class Settings:
         "Decode with orjson when installed (the `orjson` extra), with the standard "
         "library's results; `stdlib` to never use it.",
     )  # fmt: skip
+    otel: bool = setting(
+        False, "REDIS_OTEL", _boolean, _is_bool,
+        "`true`: OpenTelemetry metrics and traces (the `otel` extra) through the global "
+        "providers.",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         for f in fields(self):

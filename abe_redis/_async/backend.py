@@ -38,7 +38,7 @@ from .._core.deadletters import (
 from .._core.entries import DeadLetter, GroupInfo, PendingEntry, PendingSummary
 from .._core.keys import is_internal, validate_key
 from .._core.policy import RedeliveryPolicy
-from .._core.publisher import Publisher
+from .._core.publisher import Item, Publisher
 from .._core.replies import text
 from .._core.retry import Backoff, Outage
 from .._core.scripts import DELETE_STALE_CONSUMERS, call
@@ -52,6 +52,7 @@ from .._io.topology import open_topology, topology_kind
 from ..config import Settings
 from ..errors import BackendClosed, OutOfMemory, TransportError, ValidationError
 from ..fastjson import loads_for
+from ..telemetry import Telemetry, telemetry_for
 from .consumer import AsyncConsumer, AsyncDeliveries, _Consumer
 from .leases import LeaseKeeper
 
@@ -118,6 +119,8 @@ class RedisMessageQueueBackend:
         self._leases: LeaseKeeper | None = None
         self._coalescer: Coalescer | None = None
         self._closed = False
+        self._gauge_queue: Any = None
+        self._telemetry = telemetry_for(s.otel, self._blocking_status)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RedisMessageQueueBackend:
@@ -185,9 +188,17 @@ class RedisMessageQueueBackend:
             AccessDenied: the ACL refuses the write (nothing written).
             BackendClosed: the backend was closed.
         """
+        publisher = self._publisher
+        stream, item = publisher.checked(key, payload, idempotency_key)
+        if self._telemetry is not None:
+            return await self._telemetry.publish(
+                stream, 1, lambda extra: self._write(stream, (item[0] + extra, item[1]))
+            )
+        return await self._write(stream, item)
+
+    async def _write(self, stream: str, item: Item) -> str:
         coalescer = self._pipelined()
         publisher, now = self._publisher, time.monotonic()
-        stream, item = publisher.checked(key, payload, idempotency_key)
         fast = publisher.fast_xadd(stream, item, now)
         if fast is not None:
             try:
@@ -207,6 +218,15 @@ class RedisMessageQueueBackend:
         payload raises and writes nothing. Errors as :meth:`publish_entry`.
         """
         coalescer = self._pipelined()
+        if self._telemetry is not None:
+            return await self._telemetry.publish(
+                str(key),
+                len(payloads),
+                lambda extra: run_flow(
+                    self._publisher.publish_many(key, payloads, time.monotonic(), extra),
+                    coalescer,
+                ),
+            )
         return await run_flow(
             self._publisher.publish_many(key, payloads, time.monotonic()), coalescer
         )
@@ -242,7 +262,7 @@ class RedisMessageQueueBackend:
 
     def _consumer_parts(
         self, group: str | None, *, auto_ack: bool
-    ) -> tuple[ConsumerCore, Executor, LeaseKeeper, float]:
+    ) -> tuple[ConsumerCore, Executor, LeaseKeeper, float, Telemetry | None]:
         wire = self._open()
         s = self.settings
         config = ConsumerConfig(
@@ -274,7 +294,16 @@ class RedisMessageQueueBackend:
                 max_lease=s.max_lease_ms / 1000,
             )
         core = ConsumerCore(config, Backoff(outage=self._outage))
-        return core, wire, self._leases, s.drain_timeout
+        return core, wire, self._leases, s.drain_timeout, self._telemetry
+
+    def _blocking_status(self) -> QueueStatus:
+        """The status, read blocking on a queue of its own (the gauges' thread)."""
+        if self._gauge_queue is None:
+            from .._sync.backend import SyncRedisQueue
+
+            self._gauge_queue = SyncRedisQueue(dataclasses.replace(self.settings, otel=False))
+        found: QueueStatus = self._gauge_queue.status()
+        return found
 
     # -- inspection -----------------------------------------------------
 
@@ -415,6 +444,9 @@ class RedisMessageQueueBackend:
                     await anyio.to_thread.run_sync(self._leases.stop)
             if self._wire is not None:
                 await self._wire.aclose()
+            if self._gauge_queue is not None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._gauge_queue.close)
 
     async def __aenter__(self) -> Self:
         return self

@@ -6,7 +6,7 @@ import logging
 import time
 import weakref
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
@@ -17,6 +17,9 @@ from .._core.entries import Delivery
 from .._io.driver import Driver, cancelled, run_flow
 from .._io.executor import Executor
 from .leases import LeaseKeeper
+
+if TYPE_CHECKING:
+    from ..telemetry import Telemetry
 
 logger = logging.getLogger("abe_redis")
 CLOSE_TIMEOUT = 5.0
@@ -50,8 +53,10 @@ class _Consumer:
         executor: Executor,
         leases: LeaseKeeper | None = None,
         drain_timeout: float = 5.0,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._core = core
+        self._telemetry = telemetry
         self._executor = executor
         self._leases = leases
         self._lease_version = -1
@@ -125,6 +130,14 @@ class _Consumer:
             raise StopAsyncIteration
         return step
 
+    def _handed(self, delivery: Delivery) -> Delivery:
+        """Telemetry, auto-ack mode: ``delivery`` is handed out, the one before is done."""
+        telemetry = self._telemetry
+        if telemetry is not None:
+            telemetry.end_all(self)
+            telemetry.begin(self, self._core.config.group, delivery)
+        return delivery
+
     async def _flow_died(self) -> None:
         """The flow raised: after a failed start, a later call starts over (nothing is
         held); otherwise the error ends consuming, and what is held is released."""
@@ -143,6 +156,8 @@ class _Consumer:
         return batch
 
     async def _close(self, *, processed: bool) -> None:
+        if self._telemetry is not None:
+            self._telemetry.end_all(self, None if processed else "not_processed")
         if self._core.state is ConsumerState.CLOSED:
             return
         self._driver.flow.close()
@@ -183,6 +198,8 @@ class AsyncConsumer(_Consumer):
 
     async def __anext__(self) -> dict[str, Any]:
         delivery = self._buffered() or await self._next()
+        if self._telemetry is not None:
+            self._handed(delivery)
         return delivery.payload
 
     async def next_delivery(self) -> Delivery:
@@ -193,7 +210,7 @@ class AsyncConsumer(_Consumer):
             ConnectError: Redis could not be reached when consuming started
                 (a later call tries again).
         """
-        return await self._next()
+        return self._handed(await self._next())
 
     async def asend(self, value: None) -> dict[str, Any]:
         """The next payload, as ``__anext__`` (the value sent is ignored)."""
@@ -224,6 +241,8 @@ class AsyncConsumer(_Consumer):
             raise exc
         text = error_text(exc)
         logger.warning("handler failed on %s of %s: %s", handed[1], handed[0], text)
+        if self._telemetry is not None:
+            self._telemetry.end(self, handed, type(exc).__name__)
         self._core.fail_handed(time.monotonic(), text)
         return await self.__anext__()
 
@@ -292,6 +311,8 @@ class AsyncDelivery(DeliveryView):
     def __init__(self, consumer: AsyncDeliveries, delivery: Delivery) -> None:
         self._consumer = consumer
         self._delivery = delivery
+        if consumer._telemetry is not None:
+            consumer._telemetry.begin(consumer, consumer.group, delivery)
 
     @property
     def delivery(self) -> Delivery:
@@ -306,6 +327,8 @@ class AsyncDelivery(DeliveryView):
         """
         await anyio.lowlevel.checkpoint()
         self._consumer._core.ack(self.delivery.key, time.monotonic())
+        if self._consumer._telemetry is not None:
+            self._consumer._telemetry.end(self._consumer, self.delivery.key)
 
     async def nack(
         self, *, delay: float | None = None, error: BaseException | str | None = None
@@ -321,12 +344,16 @@ class AsyncDelivery(DeliveryView):
             LocalProtocolError: it was settled already.
         """
         await anyio.lowlevel.checkpoint()
-        return self._consumer._core.nack(
+        delay = self._consumer._core.nack(
             self.delivery.key,
             time.monotonic(),
             delay=delay,
             error=None if error is None else error_text(error),
         )
+        if self._consumer._telemetry is not None:
+            kind = "nack" if error is None or isinstance(error, str) else type(error).__name__
+            self._consumer._telemetry.end(self._consumer, self.delivery.key, kind)
+        return delay
 
 
 class AsyncDeliveries(_Consumer):

@@ -17,6 +17,8 @@ from ..errors import PayloadError
 from .entries import Delivery, StreamEntry, new_delivery
 
 FIELD = b"data"
+TRACE_FIELD = b"traceparent"
+"""The field beside ``data`` that carries the publisher's trace context, when traced."""
 MAX_DEPTH = 64
 MAX_PAYLOAD_BYTES = 1_048_576
 _CONTAINERS = (dict, list, tuple)
@@ -138,14 +140,15 @@ def decode_entry(
     fields = entry.fields
     if fields is None:
         return Undecodable(entry, "entry was deleted from the stream")
-    raw = None
+    raw = traceparent = None
     if len(fields) == 1 and fields[0][0] == FIELD:
         raw = fields[0][1]  # hot path: the entries we write
     else:
         for name, value in fields:
-            if name == FIELD:
+            if name == FIELD and raw is None:
                 raw = value
-                break
+            elif name == TRACE_FIELD:
+                traceparent = value.decode("ascii", "replace")
     if raw is None:
         names = ", ".join(n.decode("utf-8", "replace") for n, _ in fields[:5])
         return Undecodable(entry, f"entry has no 'data' field (fields: {names or 'none'})")
@@ -161,4 +164,4 @@ def decode_entry(
         return Undecodable(entry, "'data' nests too deeply to decode")
     if type(payload) is not dict:
         return Undecodable(entry, f"'data' holds a JSON {type(payload).__name__}, not an object")
-    return new_delivery(entry.stream, entry.id, payload, deliveries)
+    return new_delivery(entry.stream, entry.id, payload, deliveries, traceparent)

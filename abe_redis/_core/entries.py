@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -23,6 +23,8 @@ class Delivery:
     id: str
     payload: dict[str, Any]
     deliveries: int = 1
+    traceparent: str | None = field(default=None, compare=False, repr=False)
+    """The publisher's trace context (W3C), when it published with tracing on."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -32,23 +34,31 @@ class Delivery:
 
 _new = object.__new__
 _SETTERS: tuple[Any, ...] = tuple(
-    Delivery.__dict__[name].__set__ for name in ("stream", "id", "payload", "deliveries")
+    Delivery.__dict__[name].__set__
+    for name in ("stream", "id", "payload", "deliveries", "traceparent")
 )
 
 
-def new_delivery(stream: str, entry_id: str, payload: dict[str, Any], deliveries: int) -> Delivery:
-    """``Delivery(stream, entry_id, payload, deliveries)`` at half the cost.
+def new_delivery(
+    stream: str,
+    entry_id: str,
+    payload: dict[str, Any],
+    deliveries: int,
+    traceparent: str | None = None,
+) -> Delivery:
+    """``Delivery(stream, entry_id, payload, deliveries, traceparent)`` at half the cost.
 
     One is made per consumed entry. A frozen dataclass's ``__init__`` sets
     each field through ``object.__setattr__``; this sets the slots directly
     (0.45 against 1.03 µs measured on the development VM). Same object.
     """
     delivery = _new(Delivery)
-    set_stream, set_id, set_payload, set_deliveries = _SETTERS
+    set_stream, set_id, set_payload, set_deliveries, set_traceparent = _SETTERS
     set_stream(delivery, stream)
     set_id(delivery, entry_id)
     set_payload(delivery, payload)
     set_deliveries(delivery, deliveries)
+    set_traceparent(delivery, traceparent)
     return delivery
 
 

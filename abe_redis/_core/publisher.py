@@ -185,17 +185,24 @@ class Publisher:
         return valid
 
     def publish_many(
-        self, key: Any, payloads: Sequence[Mapping[str, Any]], now: float
+        self,
+        key: Any,
+        payloads: Sequence[Mapping[str, Any]],
+        now: float,
+        extra: tuple[tuple[bytes, bytes], ...] = (),
     ) -> Flow[list[str]]:
         """Flow that writes many payloads to one stream in pipelined chunks.
 
         Every payload is checked before anything is written. Payloads with an
         idempotency key (``idempotency_field``) go through the script, the
         others as plain XADD, in the same pipelines. Returns the entry ids in
-        order (the original id for a duplicate).
+        order (the original id for a duplicate). ``extra`` fields go with
+        each (a trace context).
         """
         key = self._valid(key)
         items = [self._item(p, None) for p in payloads]
+        if extra:
+            items = [(fields + extra, idem) for fields, idem in items]
         probe, _ = self._plan(key, now)
         if not probe and items:
             yield from self._maybe_trim(key, now, len(items))

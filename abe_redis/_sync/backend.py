@@ -157,7 +157,7 @@ class SyncConsumer(_SyncIterator[AsyncDeliveries]):
             raise StopIteration
         if not self._fetched:
             self._fetched.extend(self._fetch(self._consumer._core.config.prefetch))
-        self._last = self._fetched.popleft()
+        self._last = self._consumer._handed(self._fetched.popleft())
         return self._last
 
     def send(self, value: None) -> dict[str, Any]:
@@ -184,6 +184,8 @@ class SyncConsumer(_SyncIterator[AsyncDeliveries]):
         self._last = None
         text = error_text(exc)
         logger.warning("handler failed on %s of %s: %s", last.id, last.stream, text)
+        if self._consumer._telemetry is not None:
+            self._consumer._telemetry.end(self._consumer, last.key, type(exc).__name__)
         self._consumer._core.nack(last.key, time.monotonic(), error=text)
         return self.__next__()
 
@@ -192,6 +194,8 @@ class SyncConsumer(_SyncIterator[AsyncDeliveries]):
         ``processed`` is False) and release the rest."""
         if self._last is not None and processed is not False and not self._consumer.closed:
             self._consumer._core.ack(self._last.key, time.monotonic())
+            if self._consumer._telemetry is not None:
+                self._consumer._telemetry.end(self._consumer, self._last.key)
         self._last = None
         self._fetched.clear()
         # Everything handed over but not acked here is released, not drained.
