@@ -144,7 +144,10 @@ def act(queue: SyncRedisQueue, args: argparse.Namespace, out: Console, *, replay
                         done += queue.purge_dead_letters(stream, chunk)
                     progress.advance(task, len(chunk))
     except KeyboardInterrupt:
-        out.print(f"interrupted: {done} {done_verb}, the rest untouched (each record moves whole)")
+        out.print(
+            f"interrupted after {done} {done_verb}: each record is either {done_verb} or "
+            "still a dead letter (each moves whole); run it again for the rest"
+        )
         return 130
     note = f", {skipped} skipped (not written by abe-redis: left in place)" if skipped else ""
     out.print(f"{plural(done, 'dead letter')} {done_verb}{note}")

@@ -239,3 +239,41 @@ def test_consumers_prune_deletes_only_the_idle_and_empty(queue: str) -> None:
         names: list[Any] = [c["name"] for c in client.xinfo_consumers("jobs", "workers")]
     assert "holder" in [n.decode() if isinstance(n, bytes) else n for n in names]
     assert "gone" not in [n.decode() if isinstance(n, bytes) else n for n in names]
+
+
+def test_an_interrupted_replay_loses_and_doubles_nothing(server: RedisServer) -> None:
+    with admin(server.url) as client:
+        client.flushall()
+    settings = Settings(url=server.url, max_deliveries=1, block_ms=100, prefetch=500)
+    total = 3000
+    with SyncRedisQueue(settings) as q:
+        q.publish_many("big", [{"n": n} for n in range(total)])
+        with q.deliveries(group="g") as deliveries:
+            for _ in range(total):
+                next(deliveries).nack(error="boom")
+    with admin(server.url) as client:
+        assert client.xlen("abe_redis:dlq:{big}:big") == total
+        client.xgroup_destroy("big", "g")  # replayed entries stay in the stream to count
+    process = subprocess.Popen(
+        [sys.executable, "-m", "abe_redis", "dlq", "replay", "--yes", "--stream", "big"],
+        env={**clean_env(), "REDIS_URL": server.url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    with admin(server.url) as client:
+        deadline = time.monotonic() + 30
+        while client.xlen("big") < total + 300 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 130, out + err
+        assert "interrupted after" in out
+        left: Any = client.xrange("abe_redis:dlq:{big}:big")
+        replayed: Any = client.xrange("big")[total:]  # type: ignore[index]
+    kept = [json.loads(fields[b"data"])["n"] for _, fields in left]
+    again = [json.loads(fields[b"data"])["n"] for _, fields in replayed]
+    assert 0 < len(again) < total  # it was interrupted mid-way
+    assert len(set(again)) == len(again)  # none replayed twice
+    assert sorted(kept + again) == list(range(total))  # each once: moved or still there
