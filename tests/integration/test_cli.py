@@ -27,6 +27,38 @@ def server() -> Iterator[RedisServer]:
         yield made
 
 
+# A child started from a shell job may inherit SIGINT ignored (CI runs so),
+# and Python then never raises KeyboardInterrupt: the tests that press
+# Ctrl-C start the command with Python's own handler in place.
+CTRL_C_ABLE = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'abe-redis'; runpy.run_module('abe_redis', run_name='__main__')"
+)
+
+
+def interruptible(url: str, *args: str) -> subprocess.Popen[str]:
+    """The command as a process that Ctrl-C (SIGINT) interrupts."""
+    return subprocess.Popen(
+        [sys.executable, "-c", CTRL_C_ABLE, *args],
+        env={**clean_env(), "REDIS_URL": url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def interrupt(process: subprocess.Popen[str]) -> tuple[str, str]:
+    """Ctrl-C, then what it printed; killed if it does not stop."""
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
 def cli(
     url: str, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -124,16 +156,9 @@ def test_a_lag_redis_does_not_give_is_counted(queue: str) -> None:
 
 
 def test_status_watch_refreshes_until_interrupted(queue: str) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "abe_redis", "status", "--watch", "0.2"],
-        env={**clean_env(), "REDIS_URL": queue},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = interruptible(queue, "status", "--watch", "0.2")
     time.sleep(2.5)
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=20)
+    out, err = interrupt(process)
     assert process.returncode == 0, err
     assert out.count("workers") >= 1
 
@@ -254,20 +279,12 @@ def test_an_interrupted_replay_loses_and_doubles_nothing(server: RedisServer) ->
     with admin(server.url) as client:
         assert client.xlen("abe_redis:dlq:{big}:big") == total
         client.xgroup_destroy("big", "g")  # replayed entries stay in the stream to count
-    process = subprocess.Popen(
-        [sys.executable, "-m", "abe_redis", "dlq", "replay", "--yes", "--stream", "big"],
-        env={**clean_env(), "REDIS_URL": server.url},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
+    process = interruptible(server.url, "dlq", "replay", "--yes", "--stream", "big")
     with admin(server.url) as client:
         deadline = time.monotonic() + 30
         while client.xlen("big") < total + 300 and time.monotonic() < deadline:
             time.sleep(0.01)
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        out, err = interrupt(process)
         assert process.returncode == 130, out + err
         assert "interrupted after" in out
         left: Any = client.xrange("abe_redis:dlq:{big}:big")
