@@ -116,7 +116,7 @@ def test_status_shows_every_stream_and_group(queue: str) -> None:
     run = cli(queue, "status")
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
-    assert lines[0].startswith("Redis ")
+    assert lines[0].startswith(("Redis ", "Valkey "))
     assert "(master, single)" in lines[0]
     jobs = next(line.split() for line in lines if line.startswith("jobs"))
     mail = next(line.split() for line in lines if line.startswith("mail"))

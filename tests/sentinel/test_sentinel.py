@@ -167,6 +167,7 @@ async def fail_over_while_busy(
     return out
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # trio: the fault suites
 async def test_publishers_and_workers_follow_a_failover(
     sentinels: SentinelSet, report: Report
 ) -> None:
