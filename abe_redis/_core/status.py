@@ -154,22 +154,31 @@ def queue_status(streams: Sequence[str]) -> Flow[QueueStatus]:
         return QueueStatus(server, now_ms, ())
     per_stream = [_stream_commands(s) for s in streams]
     raw = (yield Batch(tuple(c for cmds in per_stream for c in cmds))).reply
-    found = [_stream_found(cmds, raw[5 * i : 5 * i + 5]) for i, cmds in enumerate(per_stream)]
-    details: list[Command[Any]] = []
-    for stream, (_, _, groups, _, _) in zip(streams, found, strict=True):
-        for g in groups:
-            details += _group_commands(stream, g)
-    replies = (yield Batch(tuple(details))).reply if details else []
-    out, at = [], 0
-    for stream, (exists, length, groups, dead, oldest_dead) in zip(streams, found, strict=True):
-        statuses = []
-        for g in groups:
-            cmds = _group_commands(stream, g)
-            statuses.append(_group_status(g, cmds, replies[at : at + len(cmds)], now_ms))
-            at += len(cmds)
+    found = [_stream_found(c, r) for c, r in zip(per_stream, _split(raw, per_stream), strict=True)]
+    per_group = [
+        [(g, _group_commands(stream, g)) for g in groups]
+        for stream, (_, _, groups, _, _) in zip(streams, found, strict=True)
+    ]
+    asked = [cmds for groups in per_group for _, cmds in groups]
+    replies = (yield Batch(tuple(c for cmds in asked for c in cmds))).reply if asked else []
+    answers = iter(_split(replies, asked))
+    out = []
+    for stream, (exists, length, _, dead, oldest_dead), groups in zip(
+        streams, found, per_group, strict=True
+    ):
+        statuses = tuple(_group_status(g, cmds, next(answers), now_ms) for g, cmds in groups)
         age = None if oldest_dead is None else max(0, now_ms - id_ms(oldest_dead.id))
-        out.append(StreamStatus(stream, exists, length, tuple(statuses), dead, age))
+        out.append(StreamStatus(stream, exists, length, statuses, dead, age))
     return QueueStatus(server, now_ms, tuple(out))
+
+
+def _split(raw: Sequence[Any], asked: Sequence[Sequence[Command[Any]]]) -> list[Sequence[Any]]:
+    """The replies of one flat batch, cut back into the groups of commands it was made of."""
+    parts, at = [], 0
+    for cmds in asked:
+        parts.append(raw[at : at + len(cmds)])
+        at += len(cmds)
+    return parts
 
 
 def _stream_commands(stream: str) -> tuple[Command[Any], ...]:
