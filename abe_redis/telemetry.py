@@ -103,7 +103,9 @@ class Telemetry:
             meter.create_observable_gauge(
                 name, callbacks=[self._observer(read)], unit=unit, description=description
             )
-        self._open: dict[tuple[int, tuple[str, str]], tuple[float, Any, dict[str, str]]] = {}
+        # Per consumer (by id), its deliveries in the application's hands:
+        # (handed out at, span, attributes). One in auto-ack mode.
+        self._open: dict[int, dict[tuple[str, str], tuple[float, Any, dict[str, str]]]] = {}
 
     # -- publishing ------------------------------------------------------------
 
@@ -149,25 +151,27 @@ class Telemetry:
             kind=self._trace.SpanKind.CONSUMER,
             attributes={**attrs, "messaging.message.id": delivery.id},
         )
-        self._open[(id(owner), delivery.key)] = (time.perf_counter(), span, attrs)
+        self._open.setdefault(id(owner), {})[delivery.key] = (time.perf_counter(), span, attrs)
 
     def end(self, owner: object, key: tuple[str, str], error: str | None = None) -> None:
         """The delivery ``key`` of ``owner`` was settled (``error``: it failed)."""
-        opened = self._open.pop((id(owner), key), None)
-        if opened is None:
-            return
-        started, span, attrs = opened
+        opened = self._open.get(id(owner), {}).pop(key, None)
+        if opened is not None:
+            self._finish(*opened, error)
+
+    def end_all(self, owner: object, error: str | None = None) -> None:
+        """Whatever ``owner`` handed out and did not settle ends now (the one
+        before, in auto-ack mode; everything, when it closes)."""
+        for opened in self._open.pop(id(owner), {}).values():
+            self._finish(*opened, error)
+
+    def _finish(self, started: float, span: Any, attrs: dict[str, str], error: str | None) -> None:
         if error is not None:
             attrs = {**attrs, "error.type": error}
             span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, error))
             span.set_attribute("error.type", error)
         self.process.record(time.perf_counter() - started, attrs)
         span.end()
-
-    def end_all(self, owner: object, error: str | None = None) -> None:
-        """``owner`` closed: what it handed out and did not settle ends now."""
-        for _, key in [k for k in self._open if k[0] == id(owner)]:
-            self.end(owner, key, error)
 
     # -- gauges ----------------------------------------------------------------
 
