@@ -42,6 +42,14 @@ def redis_url() -> Iterator[str]:
         yield server.url
 
 
+@pytest.fixture(scope="module")
+def server() -> Iterator[RedisServer]:
+    """A redis-server of the test module's own, which its tests may flush and
+    give ACL users (the shared one on 6379 is left alone)."""
+    with RedisServer() as made:
+        yield made
+
+
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     backend: str = request.param

@@ -4,8 +4,6 @@ first call that needs it, never a silent failure or a retry loop."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import anyio
 import pytest
 
@@ -32,12 +30,6 @@ RULES = sorted({*PRODUCER.split(), *CONSUMER.split(), *TOOLS.split(), *BOTH})
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     backend: str = request.param
     return backend
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with RedisServer() as made:
-        yield made
 
 
 def restrict(server: RedisServer, rules: list[str]) -> str:

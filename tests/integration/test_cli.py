@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,12 +18,6 @@ from abe_redis.embedded import RedisServer
 from ..helpers import admin, clean_env
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with RedisServer() as made:
-        yield made
 
 
 # A child started from a shell job may inherit SIGINT ignored (CI runs so),

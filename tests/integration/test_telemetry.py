@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -45,12 +44,6 @@ def providers() -> None:
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     backend: str = request.param
     return backend
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with RedisServer() as made:
-        yield made
 
 
 @pytest.fixture
