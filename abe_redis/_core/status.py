@@ -37,7 +37,7 @@ from .commands import (
 )
 from .deadletters import dead_letter_stream
 from .entries import ConsumerInfo, GroupInfo, PendingEntry, StreamEntry
-from .ids import id_order
+from .ids import id_ms
 from .replies import ErrorReply, integer, text
 from .sentinel import Role
 from .steps import Batch, Flow
@@ -137,11 +137,6 @@ class ServerTime(_NoKey, Command[int]):
         if not isinstance(raw, list | tuple) or len(raw) != 2:
             raise RemoteProtocolError("TIME reply is not [seconds, microseconds]")
         return integer(raw[0]) * 1000 + integer(raw[1]) // 1000
-
-
-def id_ms(entry_id: str) -> int:
-    """The millisecond time part of a stream entry id."""
-    return id_order(entry_id)[0]
 
 
 def queue_status(streams: Sequence[str]) -> Flow[QueueStatus]:

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from .._core.entries import DeadLetter
+from .._core.ids import id_ms
 from .._sync.backend import SyncRedisQueue
 from .output import EXIT_ERROR, EXIT_OK, confirmed, plain, plural, time_bound, when
 
@@ -35,7 +36,7 @@ def matching(queue: SyncRedisQueue, args: argparse.Namespace) -> Iterator[DeadLe
         while not finished:
             page = queue.dead_letters(stream, count=PAGE, after=after)
             for record in page:
-                if until is not None and _ms(record.id) > until:
+                if until is not None and id_ms(record.id) > until:
                     finished = True
                     break
                 if (
@@ -47,10 +48,6 @@ def matching(queue: SyncRedisQueue, args: argparse.Namespace) -> Iterator[DeadLe
             finished = finished or len(page) < PAGE
             if page:
                 after = "(" + page[-1].id
-
-
-def _ms(entry_id: str) -> int:
-    return int(entry_id.split("-")[0])
 
 
 def list_(queue: SyncRedisQueue, args: argparse.Namespace, out: Console) -> int:
@@ -80,7 +77,7 @@ def list_(queue: SyncRedisQueue, args: argparse.Namespace, out: Console) -> int:
         table.add_row(
             r.source_stream,
             r.id,
-            when(_ms(r.id)),
+            when(id_ms(r.id)),
             r.source_id,
             r.group,
             str(r.deliveries),
@@ -95,7 +92,7 @@ def list_(queue: SyncRedisQueue, args: argparse.Namespace, out: Console) -> int:
 def _record(r: DeadLetter) -> dict[str, object]:
     shown = plain(r)
     del shown["fields"]
-    shown["dead_lettered_at"] = when(_ms(r.id))
+    shown["dead_lettered_at"] = when(id_ms(r.id))
     return dict(shown)
 
 

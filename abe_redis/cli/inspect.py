@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Iterator
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from .._core.ids import id_ms
 from .._core.status import GroupStatus, QueueStatus, StreamStatus
 from .._sync.backend import SyncRedisQueue
 from .output import (
@@ -89,29 +91,34 @@ def status(queue: SyncRedisQueue, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _groups(queue: SyncRedisQueue, args: argparse.Namespace) -> Iterator[tuple[str, str]]:
+    """(stream, group) for ``--stream`` (default: every stream) and ``--group``
+    (default: every group of each)."""
+    for stream in args.stream or queue.streams():
+        groups = [args.group] if args.group else [g.name for g in queue.groups(stream)]
+        for group in groups:
+            yield stream, group
+
+
 def pending(queue: SyncRedisQueue, args: argparse.Namespace) -> int:
-    streams = args.stream or list(queue.streams())
     out = console()
     now_ms = queue.status(()).time_ms
     table = Table(box=None, header_style="bold", pad_edge=False)
     for name in ("stream", "group", "entry", "consumer", "idle", "age", "deliveries"):
         table.add_column(name, no_wrap=True)
     rows = 0
-    for stream in streams:
-        groups = [g.name for g in queue.groups(stream)]
-        for group in [args.group] if args.group else groups:
-            for entry in queue.pending_entries(stream, group, count=args.count):
-                published = int(entry.id.split("-")[0])
-                table.add_row(
-                    stream,
-                    group,
-                    entry.id,
-                    entry.consumer,
-                    duration(entry.idle_ms),
-                    duration(max(0, now_ms - published)),
-                    str(entry.deliveries),
-                )
-                rows += 1
+    for stream, group in _groups(queue, args):
+        for entry in queue.pending_entries(stream, group, count=args.count):
+            table.add_row(
+                stream,
+                group,
+                entry.id,
+                entry.consumer,
+                duration(entry.idle_ms),
+                duration(max(0, now_ms - id_ms(entry.id))),
+                str(entry.deliveries),
+            )
+            rows += 1
     if rows:
         out.print(table)
     else:
@@ -159,14 +166,11 @@ def health(queue: SyncRedisQueue, args: argparse.Namespace) -> int:
 
 def prune(queue: SyncRedisQueue, args: argparse.Namespace, out: Console) -> int:
     idle_ms = int(args.idle * 1000)
-    streams = args.stream or list(queue.streams())
     plan: list[tuple[str, str, tuple[str, ...]]] = []
-    for stream in streams:
-        groups = [g.name for g in queue.groups(stream)]
-        for group in [args.group] if args.group else groups:
-            names = queue.remove_idle_consumers(stream, idle_ms, group, dry_run=True)
-            if names:
-                plan.append((stream, group, names))
+    for stream, group in _groups(queue, args):
+        names = queue.remove_idle_consumers(stream, idle_ms, group, dry_run=True)
+        if names:
+            plan.append((stream, group, names))
     total = sum(len(names) for _, _, names in plan)
     for stream, group, names in plan:
         out.print(f"{stream}/{group}: {', '.join(names)}")
