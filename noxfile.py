@@ -48,7 +48,7 @@ def install(session: nox.Session, *extras: str, tools: tuple[str, ...] = ()) -> 
 
 # The SDK's in-memory reader and exporter check the telemetry (the otel
 # extra needs only the API; the SDK follows the API's version).
-TEST_TOOLS = ("pytest>=8", "opentelemetry-sdk")
+TEST_TOOLS = ("pytest>=8", "opentelemetry-sdk", "opentelemetry-exporter-prometheus")
 
 
 @nox.session(python=PYTHONS)

@@ -32,6 +32,7 @@ COMMANDS = {
     "dlq-list": ["dlq", "list"],
     "dlq-replay-dry": ["dlq", "replay", "--reason", "timeout", "--dry-run"],
     "dlq-replay": ["dlq", "replay", "--reason", "timeout", "--yes"],
+    "consumers": ["consumers", "list", "--stream", "slack_events"],
     "prune": ["consumers", "prune", "--idle", "1", "--dry-run"],
 }
 

@@ -614,9 +614,13 @@ class XInfoConsumers(_OneStream, Command[tuple[ConsumerInfo, ...]]):
         for row in raw:
             info = pairs(row)
             try:
+                inactive = integer(info["inactive"]) if "inactive" in info else -1
                 rows.append(
                     ConsumerInfo(
-                        text(info["name"]), integer(info["pending"]), integer(info["idle"])
+                        text(info["name"]),
+                        integer(info["pending"]),
+                        integer(info["idle"]),
+                        None if inactive < 0 else inactive,
                     )
                 )
             except KeyError as exc:

@@ -113,11 +113,19 @@ class GroupInfo:
 
 @dataclass(frozen=True, slots=True)
 class ConsumerInfo:
-    """One row of XINFO CONSUMERS."""
+    """One row of XINFO CONSUMERS.
+
+    ``idle_ms``: since the consumer last asked for entries (a read that found
+    none counts). ``inactive_ms``: since it last received or claimed one;
+    None where the server does not say (before Redis 7.2) or it never has.
+    A worker that reads on and on but gets nothing has a small ``idle_ms``
+    and a growing ``inactive_ms``.
+    """
 
     name: str
     pending: int
     idle_ms: int
+    inactive_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,8 +92,11 @@ def parser() -> argparse.ArgumentParser:
         )
         q.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
-    p = sub.add_parser("consumers", help="consumer housekeeping")
+    p = sub.add_parser("consumers", help="each group's consumers; prune the idle ones")
     csub = p.add_subparsers(dest="consumers_command", required=True)
+    q = csub.add_parser("list", help="each consumer: pending entries, idle and inactive time")
+    q.add_argument("--stream", action="append", help="only this stream (repeatable)")
+    q.add_argument("--group", help="only this group")
     q = csub.add_parser("prune", help="delete consumers idle past --idle with nothing pending")
     q.add_argument("--idle", type=_positive, required=True, metavar="SECONDS")
     q.add_argument("--stream", action="append", help="only this stream (repeatable)")
@@ -116,6 +119,8 @@ def _command(args: argparse.Namespace) -> Callable[[SyncRedisQueue], int]:
         return lambda q: inspect.pending(q, args)
     if args.command == "health":
         return lambda q: inspect.health(q, args)
+    if args.command == "consumers" and args.consumers_command == "list":
+        return lambda q: inspect.consumers(q, args, out)
     if args.command == "consumers":
         return lambda q: inspect.prune(q, args, out)
     name = args.dlq_command

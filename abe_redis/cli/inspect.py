@@ -164,6 +164,41 @@ def health(queue: SyncRedisQueue, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def consumers(queue: SyncRedisQueue, args: argparse.Namespace, out: Console) -> int:
+    """One row per consumer of the groups selected."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name, right in [
+        ("stream", False), ("group", False), ("consumer", False),
+        ("pending", True), ("idle", True), ("inactive", True),
+    ]:  # fmt: skip
+        table.add_column(name, justify="right" if right else "left", no_wrap=True)
+    rows = 0
+    for stream in queue.status(args.stream or None).streams:
+        for group in stream.groups:
+            if args.group and group.name != args.group:
+                continue
+            for consumer in group.consumers:
+                table.add_row(
+                    stream.name,
+                    group.name,
+                    consumer.name,
+                    str(consumer.pending),
+                    duration(consumer.idle_ms),
+                    duration(consumer.inactive_ms),
+                )
+                rows += 1
+    if rows:
+        out.print(table)
+        out.print(
+            "idle: since it last asked for entries; inactive: since it last got one "
+            "(Redis 7.2+, '-' where not known)",
+            style="dim",
+        )
+    else:
+        out.print("no consumers")
+    return EXIT_OK
+
+
 def prune(queue: SyncRedisQueue, args: argparse.Namespace, out: Console) -> int:
     idle_ms = int(args.idle * 1000)
     plan: list[tuple[str, str, tuple[str, ...]]] = []

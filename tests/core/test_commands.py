@@ -174,7 +174,14 @@ def test_xrange_xdel_xtrim() -> None:
 
 def test_xinfo_consumers() -> None:
     row = [b"name", b"c1", b"pending", 2, b"idle", 1500]
-    assert XInfoConsumers("s", "g").parse_reply([row]) == (ConsumerInfo("c1", 2, 1500),)
+    assert XInfoConsumers("s", "g").parse_reply([row]) == (ConsumerInfo("c1", 2, 1500, None),)
+    # Redis 7.2+ says since when the consumer got nothing; -1: it never got any.
+    newer = {b"name": b"c1", b"pending": 0, b"idle": 20, b"inactive": 9000}
+    never = [b"name", b"c2", b"pending", 0, b"idle", 5, b"inactive", -1]
+    assert XInfoConsumers("s", "g").parse_reply([newer, never]) == (
+        ConsumerInfo("c1", 0, 20, 9000),
+        ConsumerInfo("c2", 0, 5, None),
+    )
     with pytest.raises(RemoteProtocolError):
         XInfoConsumers("s", "g").parse_reply([[b"name", b"c1"]])
 

@@ -4,6 +4,7 @@ its output and its exit codes."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -163,6 +164,27 @@ def test_pending_names_who_holds_what(queue: str) -> None:
     assert len(rows) == 4
     assert {row[3] for row in rows} == {"holder"}
     assert {row[-1] for row in rows} == {"2"}
+
+
+def test_consumers_list_shows_pending_idle_and_inactive(queue: str) -> None:
+    run = cli(queue, "consumers", "list", "--stream", "jobs")
+    assert run.returncode == 0, run.stderr
+    cells = [re.split(r"\s{2,}", line.strip()) for line in run.stdout.splitlines()]
+    assert cells[0] == ["stream", "group", "consumer", "pending", "idle", "inactive"]
+    rows = {row[2]: row for row in cells[1:] if row[:2] == ["jobs", "workers"]}
+    assert rows["holder"][3] == "4"
+    assert rows["gone"][3] == "0"
+    assert rows["gone"][5] == "-"  # it never received an entry
+    with admin(queue) as client:
+        version = tuple(int(n) for n in client.info("server")["redis_version"].split(".")[:2])
+    if version >= (7, 2):  # XINFO CONSUMERS says since when it got nothing
+        assert rows["holder"][5].endswith(("ms", " s")), rows["holder"]
+    else:
+        assert rows["holder"][5] == "-"
+    found = json.loads(cli(queue, "status", "--json", "--stream", "jobs").stdout)
+    inactive = {c["name"]: c["inactive_ms"] for c in found["streams"][0]["groups"][0]["consumers"]}
+    assert inactive["gone"] is None
+    assert (inactive["holder"] is not None) == (version >= (7, 2))
 
 
 def test_health_exit_codes_and_one_line(queue: str) -> None:

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -21,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from abe_redis import ConfigError, RedisMessageQueueBackend, Settings, SyncRedisQueue
-from abe_redis.embedded import RedisServer
+from abe_redis.embedded import RedisServer, free_port
 
 from ..helpers import admin, clean_env, take
 
@@ -191,3 +192,68 @@ def test_on_without_opentelemetry_is_a_config_error(
     monkeypatch.setitem(sys.modules, "opentelemetry", None)
     with pytest.raises(ConfigError, match=r"abe-redis\[otel\]"):
         RedisMessageQueueBackend(Settings(url=url, otel=True))
+
+
+PROMETHEUS_RUN = """
+import sys
+import urllib.request
+
+from abe_redis import SyncRedisQueue
+
+with SyncRedisQueue.from_env() as queue:
+    for n in range(3):
+        queue.publish("slack_events", {"n": n})
+    events = queue.consume(group="workers")
+    assert next(events) == {"n": 0}
+    assert next(events) == {"n": 1}  # settles the first: a process duration
+    scraped = urllib.request.urlopen(f"http://127.0.0.1:{PORT}/metrics", timeout=10)
+    print(scraped.read().decode())
+    events.close()
+"""
+
+
+def operations_example(heading: str) -> str:
+    """The first Python block after ``heading`` on the Operations page."""
+    page = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    after = page[page.index(heading) :]
+    start = after.index("```python\n") + len("```python\n")
+    return after[start : after.index("```", start)]
+
+
+def test_the_prometheus_example_of_the_docs_is_scraped(url: str) -> None:
+    """The Operations page's Prometheus set-up, run as written (on a loopback
+    port), then scraped: the gauges and the messaging metrics are there."""
+    example = operations_example("Prometheus, through")
+    assert "start_http_server(9464)" in example
+    port = free_port()
+    script = example.replace(
+        "start_http_server(9464)", f"PORT = {port}\nstart_http_server(PORT, addr='127.0.0.1')"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script + PROMETHEUS_RUN],
+        env={**clean_env(), "REDIS_URL": url, "REDIS_OTEL": "true", "REDIS_BLOCK_MS": "100"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    samples = {}
+    for line in run.stdout.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    where = 'messaging_consumer_group_name="workers",messaging_destination_name="slack_events"'
+    lag = [v for k, v in samples.items() if k.startswith("abe_redis_group_lag") and where in k]
+    pending = [
+        v for k, v in samples.items() if k.startswith("abe_redis_group_pending") and where in k
+    ]
+    assert lag == [0.0]  # the consumer has read all three
+    assert pending in ([1.0], [2.0], [3.0])  # the first's ack may be in; the third is read ahead
+    counted = [
+        v for k, v in samples.items() if k.startswith("messaging_process_duration_seconds_count")
+    ]
+    assert counted == [1.0]
+    consumed = [
+        v for k, v in samples.items() if k.startswith("messaging_client_consumed_messages_total")
+    ]
+    assert sum(consumed) == 2
