@@ -1,4 +1,4 @@
-"""The ``abe-redis`` command (also ``python -m abe_redis``): see the queue and steer it.
+"""The abe-redis command (also python -m abe_redis): see the queue and steer it.
 
 Configured by the backend's environment variables (``REDIS_URL`` and the
 rest), ``--url`` first. Exit codes: 0 done (``health``: healthy), 1
@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "health":
             print(f"UNKNOWN: {line}")
         else:
-            console(stderr=True).print(f"abe-redis {args.command}: {line}")
+            # One line whatever its length: logs and scripts read it whole.
+            console(stderr=True).print(f"abe-redis {args.command}: {line}", soft_wrap=True)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

@@ -45,7 +45,9 @@ def error_text(exc: BaseException, target: str) -> str:
     if isinstance(exc, AccessDenied):
         return f"Redis at {target} refused: {exc}"
     if isinstance(exc, ConnectError | TransportError):
-        return f"cannot reach Redis at {target}: {kind}: {exc}"
+        # The connection's own message names the address too: not twice.
+        reason = str(exc).removeprefix(f"cannot connect to Redis at {target}: ")
+        return f"cannot reach Redis at {target}: {reason} ({kind})"
     if isinstance(exc, AbeRedisError):
         return f"{kind}: {exc}"
     return str(exc)  # a bad argument (a time, ...): the message says which
