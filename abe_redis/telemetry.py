@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -103,9 +104,12 @@ class Telemetry:
             meter.create_observable_gauge(
                 name, callbacks=[self._observer(read)], unit=unit, description=description
             )
-        # Per consumer (by id), its deliveries in the application's hands:
-        # (handed out at, span, attributes). One in auto-ack mode.
-        self._open: dict[int, dict[tuple[str, str], tuple[float, Any, dict[str, str]]]] = {}
+        # Per consumer, its deliveries in the application's hands: (handed
+        # out at, span, attributes); one in auto-ack mode. Weakly keyed: a
+        # consumer dropped without closing takes its entries with it.
+        self._open: weakref.WeakKeyDictionary[
+            object, dict[tuple[str, str], tuple[float, Any, dict[str, str]]]
+        ] = weakref.WeakKeyDictionary()
 
     # -- publishing ------------------------------------------------------------
 
@@ -151,18 +155,18 @@ class Telemetry:
             kind=self._trace.SpanKind.CONSUMER,
             attributes={**attrs, "messaging.message.id": delivery.id},
         )
-        self._open.setdefault(id(owner), {})[delivery.key] = (time.perf_counter(), span, attrs)
+        self._open.setdefault(owner, {})[delivery.key] = (time.perf_counter(), span, attrs)
 
     def end(self, owner: object, key: tuple[str, str], error: str | None = None) -> None:
         """The delivery ``key`` of ``owner`` was settled (``error``: it failed)."""
-        opened = self._open.get(id(owner), {}).pop(key, None)
+        opened = self._open.get(owner, {}).pop(key, None)
         if opened is not None:
             self._finish(*opened, error)
 
     def end_all(self, owner: object, error: str | None = None) -> None:
         """Whatever ``owner`` handed out and did not settle ends now (the one
         before, in auto-ack mode; everything, when it closes)."""
-        for opened in self._open.pop(id(owner), {}).values():
+        for opened in self._open.pop(owner, {}).values():
             self._finish(*opened, error)
 
     def _finish(self, started: float, span: Any, attrs: dict[str, str], error: str | None) -> None:
