@@ -87,6 +87,10 @@ class AccessDenied(CommandError):
     """Raised when Redis refuses these credentials or this command to them
     (WRONGPASS, NOAUTH, NOPERM): a setting or an ACL to fix, never retried."""
 
+    def needed(self, purpose: str) -> AccessDenied:
+        """The same refusal, saying what the permission was needed for."""
+        return AccessDenied(f"{self} (needed {purpose})")
+
 
 class OutOfMemory(CommandError):
     """Raised when Redis is at ``maxmemory`` and refuses the write (OOM), after

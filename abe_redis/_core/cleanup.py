@@ -42,9 +42,7 @@ def remove_stale_consumers(
         except AccessDenied as exc:
             # Never heals by itself; skipping it quietly would leave dead
             # consumers piling up in every group.
-            raise AccessDenied(
-                f"{exc} (needed to remove stale consumers; or set REDIS_STALE_CONSUMER_MS=0)"
-            ) from exc
+            raise exc.needed("to remove stale consumers; or set REDIS_STALE_CONSUMER_MS=0") from exc
         except CommandError as exc:
             # The stream vanished since it was read (XINFO fails on a missing
             # key): housekeeping, so skip it.

@@ -349,9 +349,7 @@ class Publisher:
             try:
                 removed += yield from safe_trim(stream, self.ungrouped_maxlen, exact=True)
             except AccessDenied as exc:
-                raise AccessDenied(
-                    f"{exc} (needed to trim {stream} when Redis is out of memory)"
-                ) from exc
+                raise exc.needed(f"to trim {stream} when Redis is out of memory") from exc
             except AbeRedisError as exc:
                 logger.debug("trimming %s for memory failed: %s", stream, exc)
         logger.warning(
@@ -421,7 +419,7 @@ class Publisher:
         try:
             removed = yield from safe_trim(key, self.ungrouped_maxlen)
         except AccessDenied as exc:
-            raise AccessDenied(f"{exc} (needed to trim {key} safely)") from exc
+            raise exc.needed(f"to trim {key} safely") from exc
         except AbeRedisError as exc:
             logger.debug("trimming %s skipped: %s", key, exc)
             removed = 0
