@@ -22,7 +22,6 @@ from .._core.commands import (
     Ping,
     SMembers,
     SRem,
-    XInfoConsumers,
     XLen,
     XPendingRange,
     XPendingSummary,
@@ -383,10 +382,8 @@ class RedisMessageQueueBackend:
         group = group or self.settings.consumer_group
         if idle_ms < 1:
             raise ValidationError(f"idle_ms must be at least 1, got {idle_ms}")
-        if dry_run:
-            rows = await self._run(XInfoConsumers(key, group))
-            return tuple(c.name for c in rows if c.pending == 0 and c.idle_ms >= idle_ms)
-        gone = await self._flow(call(DELETE_STALE_CONSUMERS, (key,), (group, "", idle_ms)))
+        mode = "dry-run" if dry_run else "delete"
+        gone = await self._flow(call(DELETE_STALE_CONSUMERS, (key,), (group, "", idle_ms, mode)))
         return tuple(text(name) for name in gone or ())
 
     # -- dead letters ------------------------------------------------------

@@ -33,7 +33,9 @@ def remove_stale_consumers(
     removed = 0
     for stream in list(streams):
         try:
-            gone = yield from call(DELETE_STALE_CONSUMERS, (stream,), (group, consumer, stale_ms))
+            gone = yield from call(
+                DELETE_STALE_CONSUMERS, (stream,), (group, consumer, stale_ms, "delete")
+            )
         except Interrupted:
             return removed
         except TransportError as exc:

@@ -77,7 +77,8 @@ return #redis.call('XCLAIM', unpack(mine))
 """
 )
 
-# KEYS: stream. ARGV: group, this consumer, idle threshold ms. Deletes the
+# KEYS: stream. ARGV: group, this consumer, idle threshold ms, "delete" or
+# "dry-run" (names them, deletes nothing). Deletes the
 # other consumers idle at least that long that hold no pending entries
 # (deleting one with pending entries would drop them). Returns their names.
 DELETE_STALE_CONSUMERS = Script(
@@ -88,7 +89,9 @@ for _, row in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
   for i = 1, #row, 2 do info[row[i]] = row[i + 1] end
   if info['name'] ~= ARGV[2] and info['pending'] == 0
      and info['idle'] >= tonumber(ARGV[3]) then
-    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    if ARGV[4] ~= 'dry-run' then
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    end
     gone[#gone + 1] = info['name']
   end
 end
