@@ -6,7 +6,10 @@ command as a user would, and writes what it printed to ``docs/cli/*.txt``
 (included by docs/operations.md) and the status table as a terminal
 picture to ``docs/cli/status.svg``.
 
-    python benchmarks/cli_output.py
+    ABE_REDIS_SERVER=/path/to/redis-8/redis-server python benchmarks/cli_output.py
+
+(without ``ABE_REDIS_SERVER``, the ``redis-server`` on the PATH; the docs'
+output comes from Redis 8.0, which reports consumers' inactive time).
 """
 
 from __future__ import annotations
