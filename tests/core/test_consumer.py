@@ -481,7 +481,9 @@ def test_failing_on_the_last_allowed_delivery_dead_letters_with_the_error() -> N
 def test_stale_consumers_are_removed_by_an_atomic_script() -> None:
     config = dataclasses.replace(CFG, stale_consumer_ms=3_600_000)
     _, player = started(config=config)
-    assert player.step == EvalSha(DELETE_STALE_CONSUMERS.sha, ("s",), ("g", "c", 3_600_000, "delete"))
+    assert player.step == EvalSha(
+        DELETE_STALE_CONSUMERS.sha, ("s",), ("g", "c", 3_600_000, "delete")
+    )
     player.reply(ErrorReply("NOSCRIPT No matching script"))
     assert player.step is not None
     assert player.step.to_args()[0] == "EVAL"
