@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
 from .._core.ids import id_ms
@@ -24,6 +23,7 @@ from .output import (
     duration,
     plain,
     plural,
+    table,
     when,
 )
 
@@ -35,20 +35,18 @@ def status_view(found: QueueStatus, target: str) -> Group:
         f"{server.version} ({server.role}, {server.topology}) at {target}, {when(found.time_ms)}",
         style="bold",
     )
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for name, right in [
-        ("stream", False), ("group", False), ("length", True), ("lag", True),
-        ("pending", True), ("oldest pending", True), ("consumers", True),
-        ("dead letters", True), ("oldest dead letter", True),
-    ]:  # fmt: skip
-        table.add_column(name, justify="right" if right else "left", no_wrap=True)
+    figures = (
+        "length", "lag", "pending", "oldest pending", "consumers", "dead letters",
+        "oldest dead letter",
+    )  # fmt: skip
+    shown = table("stream", "group", *figures, right=figures)
     for stream in found.streams:
         rows: list[GroupStatus | None] = list(stream.groups) or [None]
         for group in rows:
-            table.add_row(*_status_row(stream, group))
+            shown.add_row(*_status_row(stream, group))
     if not found.streams:
-        table.add_row("(no streams registered yet)", *[""] * 8)
-    return Group(heading, table)
+        shown.add_row("(no streams registered yet)", *[""] * 8)
+    return Group(heading, shown)
 
 
 def _status_row(stream: StreamStatus, group: GroupStatus | None) -> list[str]:
@@ -103,13 +101,11 @@ def _groups(queue: SyncRedisQueue, args: argparse.Namespace) -> Iterator[tuple[s
 def pending(queue: SyncRedisQueue, args: argparse.Namespace) -> int:
     out = console()
     now_ms = queue.status(()).time_ms
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("stream", "group", "entry", "consumer", "idle", "age", "deliveries"):
-        table.add_column(name, no_wrap=True)
+    held = table("stream", "group", "entry", "consumer", "idle", "age", "deliveries")
     rows = 0
     for stream, group in _groups(queue, args):
         for entry in queue.pending_entries(stream, group, count=args.count):
-            table.add_row(
+            held.add_row(
                 stream,
                 group,
                 entry.id,
@@ -120,7 +116,7 @@ def pending(queue: SyncRedisQueue, args: argparse.Namespace) -> int:
             )
             rows += 1
     if rows:
-        out.print(table)
+        out.print(held)
     else:
         out.print("nothing pending")
     return EXIT_OK
@@ -166,19 +162,15 @@ def health(queue: SyncRedisQueue, args: argparse.Namespace) -> int:
 
 def consumers(queue: SyncRedisQueue, args: argparse.Namespace, out: Console) -> int:
     """One row per consumer of the groups selected."""
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for name, right in [
-        ("stream", False), ("group", False), ("consumer", False),
-        ("pending", True), ("idle", True), ("inactive", True),
-    ]:  # fmt: skip
-        table.add_column(name, justify="right" if right else "left", no_wrap=True)
+    figures = ("pending", "idle", "inactive")
+    listed = table("stream", "group", "consumer", *figures, right=figures)
     rows = 0
     for stream in queue.status(args.stream or None).streams:
         for group in stream.groups:
             if args.group and group.name != args.group:
                 continue
             for consumer in group.consumers:
-                table.add_row(
+                listed.add_row(
                     stream.name,
                     group.name,
                     consumer.name,
@@ -188,7 +180,7 @@ def consumers(queue: SyncRedisQueue, args: argparse.Namespace, out: Console) -> 
                 )
                 rows += 1
     if rows:
-        out.print(table)
+        out.print(listed)
         out.print(
             "idle: since it last asked for entries; inactive: since it last got one "
             "(Redis 7.2+, '-' where not known)",

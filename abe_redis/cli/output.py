@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
 from ..config import Settings
 from ..errors import AbeRedisError, AccessDenied, ConfigError, ConnectError, TransportError
@@ -35,6 +36,15 @@ def console(*, stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() else int(os.environ.get("COLUMNS") or 160)
     return Console(file=stream, width=width, highlight=False, markup=False, soft_wrap=False)
+
+
+def table(*columns: str, right: tuple[str, ...] = ()) -> Table:
+    """A borderless table, bold headings, no cell wrapped; ``right``: the
+    columns aligned right (figures)."""
+    made = Table(box=None, header_style="bold", pad_edge=False)
+    for name in columns:
+        made.add_column(name, justify="right" if name in right else "left", no_wrap=True)
+    return made
 
 
 def error_text(exc: BaseException, target: str) -> str:
