@@ -165,9 +165,12 @@ async def ours_publish_many(url: str, n: int) -> float:
     return rate
 
 
-async def ours_consume(url: str, n: int, workers: int = 1, json_choice: str = "auto") -> float:
+async def ours_consume(
+    url: str, n: int, workers: int = 1, json_choice: str = "auto", read_ahead: bool = True
+) -> float:
     await anyio.to_thread.run_sync(fill, url, "bench:consume", n)
-    async with RedisMessageQueueBackend(settings(url, prefetch=500, json=json_choice)) as b:
+    config = settings(url, prefetch=500, json=json_choice, read_ahead=read_ahead)
+    async with RedisMessageQueueBackend(config) as b:
         rate = await drain(b, n, workers)
         await b.delete_stream("bench:consume")
     return rate

@@ -15,18 +15,9 @@ import os
 import statistics
 
 import anyio
-from bench import drain, fill, raw_drain, settings
+from bench import ours_consume, raw_drain
 
-from abe_redis import RedisMessageQueueBackend
 from abe_redis.embedded import RedisServer
-
-
-async def ours(url: str, n: int, read_ahead: bool) -> float:
-    await anyio.to_thread.run_sync(fill, url, "bench:consume", n)
-    async with RedisMessageQueueBackend(settings(url, prefetch=500, read_ahead=read_ahead)) as b:
-        rate = await drain(b, n, 1)
-        await b.delete_stream("bench:consume")
-    return rate
 
 
 def main() -> None:
@@ -42,8 +33,8 @@ def main() -> None:
     with RedisServer(cpus=str(cpus[0])) as server:
         for round_ in range(args.repeat):
             raw = anyio.run(raw_drain, server.url, args.events)
-            with_it = anyio.run(ours, server.url, args.events, True)
-            without = anyio.run(ours, server.url, args.events, False)
+            with_it = anyio.run(ours_consume, server.url, args.events, 1, "auto", True)
+            without = anyio.run(ours_consume, server.url, args.events, 1, "auto", False)
             on.append(with_it / raw)
             off.append(without / raw)
             print(

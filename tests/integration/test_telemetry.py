@@ -195,7 +195,6 @@ def test_on_without_opentelemetry_is_a_config_error(
 
 
 PROMETHEUS_RUN = """
-import sys
 import urllib.request
 
 from abe_redis import SyncRedisQueue
@@ -242,18 +241,13 @@ def test_the_prometheus_example_of_the_docs_is_scraped(url: str) -> None:
         if line and not line.startswith("#"):
             name, _, value = line.rpartition(" ")
             samples[name] = float(value)
-    where = 'messaging_consumer_group_name="workers",messaging_destination_name="slack_events"'
-    lag = [v for k, v in samples.items() if k.startswith("abe_redis_group_lag") and where in k]
-    pending = [
-        v for k, v in samples.items() if k.startswith("abe_redis_group_pending") and where in k
-    ]
-    assert lag == [0.0]  # the consumer has read all three
-    assert pending in ([1.0], [2.0], [3.0])  # the first's ack may be in; the third is read ahead
-    counted = [
-        v for k, v in samples.items() if k.startswith("messaging_process_duration_seconds_count")
-    ]
-    assert counted == [1.0]
-    consumed = [
-        v for k, v in samples.items() if k.startswith("messaging_client_consumed_messages_total")
-    ]
-    assert sum(consumed) == 2
+
+    def values(metric: str, labels: str = "") -> list[float]:
+        return [v for k, v in samples.items() if k.startswith(metric) and labels in k]
+
+    group = 'messaging_consumer_group_name="workers",messaging_destination_name="slack_events"'
+    assert values("abe_redis_group_lag", group) == [0.0]  # the consumer has read all three
+    # The first's ack may be in; the third is read ahead.
+    assert values("abe_redis_group_pending", group) in ([1.0], [2.0], [3.0])
+    assert values("messaging_process_duration_seconds_count") == [1.0]
+    assert sum(values("messaging_client_consumed_messages_total")) == 2
